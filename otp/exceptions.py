@@ -1,0 +1,78 @@
+"""The app's exception tree.
+
+Services raise these; the API layer maps them to HTTP answers. Configuration
+errors subclass ``ImproperlyConfigured`` and stay outside ``OtpError`` so that
+nothing catches them by accident.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class OtpError(Exception):
+    """Base class of every error the app raises at run time."""
+
+    #: Stable machine-readable code, shown to clients beside ``error``.
+    code = "otp_error"
+
+
+class InvalidInput(OtpError):
+    """The caller's input is malformed (a 400)."""
+
+    code = "invalid_request"
+
+
+class InvalidPhoneNumber(InvalidInput):
+    """The phone number cannot be parsed or is not a valid number."""
+
+    code = "invalid_phone_number"
+
+
+class VerificationFailed(OtpError):
+    """The PIN is wrong, expired, used, superseded, unknown or out of attempts.
+
+    Deliberately one class: clients must not learn which of these it was.
+    """
+
+    code = "invalid_or_expired"
+
+
+class SendRejected(OtpError):
+    """The provider took the request but did not deliver the SMS."""
+
+    code = "send_failed"
+
+
+class ProviderError(OtpError):
+    """The provider could not do what was asked (maps to 503)."""
+
+    code = "provider_unavailable"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ProviderUnavailable(ProviderError):
+    """Timeouts, connection errors, 5xx, redirects, malformed or unexpected bodies."""
+
+
+class ProviderMisconfigured(ProviderError):
+    """The provider refused our credentials or request (401, 403, other 4xx)."""
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider answered 429."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message, status_code=429)
+        self.retry_after = retry_after
+
+
+class PinNotFound(ProviderError):
+    """The provider no longer knows the PIN (404 on verify): it is gone."""
+
+
+class OtpConfigurationError(ImproperlyConfigured):
+    """The app's settings are wrong; raised where a system check cannot help."""

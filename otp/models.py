@@ -1,0 +1,80 @@
+"""``OtpAttempt``: one row per PIN the app asked a provider for. Never the PIN."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from otp.redaction import mask_phone
+
+
+class AttemptStatus(models.TextChoices):
+    SENDING = "sending", _("Sending")  # row written, provider not yet answered
+    PENDING = "pending", _("Pending")  # delivered, may be verified
+    VERIFIED = "verified", _("Verified")
+    SUPERSEDED = "superseded", _("Superseded")  # a newer send replaced it
+    EXPIRED = "expired", _("Expired")
+    EXHAUSTED = "exhausted", _("Attempts exhausted")
+    FAILED = "failed", _("Failed to send")
+    INVALIDATED = "invalidated", _("Invalidated")  # closed by staff
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", _("SMS")
+    VOICE = "voice", _("Voice")
+
+
+class OtpAttemptQuerySet(models.QuerySet["OtpAttempt"]):
+    def for_phone(self, phone: str) -> OtpAttemptQuerySet:
+        return self.filter(phone=phone)
+
+    def pending(self) -> OtpAttemptQuerySet:
+        return self.filter(status=AttemptStatus.PENDING)
+
+    def expired_before(self, moment: datetime) -> OtpAttemptQuerySet:
+        return self.filter(expires_at__lt=moment)
+
+
+class OtpAttempt(models.Model):
+    phone = models.CharField(_("phone"), max_length=16, help_text=_("E.164, e.g. +14155552671."))
+    pin_id = models.CharField(
+        _("provider reference"), max_length=64, unique=True, null=True, blank=True, editable=False,
+        help_text=_("The provider's pinId. Secret: never shown or logged."),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=AttemptStatus.choices,
+                              default=AttemptStatus.SENDING)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices, default=Channel.SMS)
+    provider = models.CharField(_("provider"), max_length=32, blank=True)
+    failed_verifies = models.PositiveIntegerField(
+        _("failed verifies"), default=0,
+        help_text=_("Verify attempts that did not succeed (a slot is reserved before each provider call)."),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+",
+        help_text=_("The authenticated user who asked for the code, if any."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+
+    objects = OtpAttemptQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("OTP attempt")
+        verbose_name_plural = _("OTP attempts")
+        ordering = ["-created_at"]
+        indexes = [
+            # "The newest pending attempt for this phone" is the hot lookup.
+            models.Index(fields=["phone", "status", "-id"], name="otp_attempt_phone_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{mask_phone(self.phone)} ({self.status})"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at

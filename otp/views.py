@@ -1,0 +1,66 @@
+"""Thin DRF views: validate the input, call one service, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from django.db import transaction
+from django.utils.decorators import method_decorator
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from otp import services
+from otp.exceptions import InvalidInput
+from otp.parsers import BoundedJSONParser
+from otp.responses import otp_exception_handler
+from otp.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
+
+SENT_MESSAGE = "OTP sent successfully."
+VERIFIED_MESSAGE = "OTP verified successfully."
+
+
+# The send must commit its row before calling the provider, so the app's views
+# never run inside a site's ATOMIC_REQUESTS transaction.
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class OtpAPIView(APIView):
+    """Base of the app's endpoints: JSON in, JSON out, errors as ``{"error": ...}``."""
+
+    http_method_names: ClassVar[list[str]] = ["post", "options"]
+    permission_classes: ClassVar[list[type]] = [AllowAny]
+    parser_classes: ClassVar[list[type]] = [BoundedJSONParser]
+    renderer_classes: ClassVar[list[type]] = [JSONRenderer]
+    serializer_class: ClassVar[type[serializers.Serializer]]
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response]:
+        return otp_exception_handler
+
+    def validated(self, request: Request) -> dict[str, Any]:
+        if not isinstance(request.data, dict):
+            raise InvalidInput("Request body must be a JSON object.")
+        serializer = self.serializer_class(data=request.data)
+        if not serializer.is_valid():
+            raise InvalidInput(first_error(serializer.errors))
+        return serializer.validated_data
+
+
+class SendCodeView(OtpAPIView):
+    serializer_class = SendCodeSerializer
+
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        services.send_code(data["phoneNumber"], user=request.user)
+        return Response({"message": SENT_MESSAGE})
+
+
+class VerifyCodeView(OtpAPIView):
+    serializer_class = VerifyCodeSerializer
+
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        services.verify_code(data["phoneNumber"], data["pin"])
+        return Response({"message": VERIFIED_MESSAGE})

@@ -1,0 +1,146 @@
+"""Settings of the demo and production site, read from the environment.
+
+Every variable is documented in ``.env.example`` and the README's settings
+reference. An optional ``.env`` file beside ``manage.py`` is read first; real
+environment variables win over it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = env.str("OTPSITE_ENV_FILE", default=str(BASE_DIR / ".env"))
+if Path(_env_file).is_file():
+    environ.Env.read_env(_env_file, overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# Development may run without a secret; production must set one.
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-do-not-use-in-production" if DEBUG else "")
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "otp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "otpsite.urls"
+WSGI_APPLICATION = "otpsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+
+# -- The otp app ---------------------------------------------------------------
+
+INFOBIP_API_KEY = env.str("INFOBIP_API_KEY", default="")
+
+
+def _default_provider() -> str | None:
+    """Infobip when a key is set; the console provider in development; else none (check otp.E001)."""
+    if INFOBIP_API_KEY:
+        return "otp.providers.infobip.InfobipProvider"
+    if DEBUG:
+        return "otp.providers.development.DevelopmentProvider"
+    return None
+
+
+OTP_PROVIDER = env.str("OTP_PROVIDER", default="") or _default_provider()
+OTP = {
+    "PROVIDER": OTP_PROVIDER,
+    "PROVIDER_OPTIONS": (
+        {
+            "api_key": INFOBIP_API_KEY,
+            "base_url": env.str("INFOBIP_BASE_URL", default=""),
+            "application_id": env.str("INFOBIP_2FA_APP_ID", default=""),
+            "message_id": env.str("INFOBIP_2FA_MSG_ID", default=""),
+            "connect_timeout": env.float("INFOBIP_CONNECT_TIMEOUT", default=3.0),
+            "read_timeout": env.float("INFOBIP_READ_TIMEOUT", default=10.0),
+        }
+        if OTP_PROVIDER == "otp.providers.infobip.InfobipProvider"
+        else {}
+    ),
+    "PIN_LENGTH": env.int("OTP_PIN_LENGTH", default=6),
+    "CODE_TTL_SECONDS": env.int("OTP_CODE_TTL_SECONDS", default=300),
+    "MAX_VERIFY_ATTEMPTS": env.int("OTP_MAX_VERIFY_ATTEMPTS", default=5),
+    "DEFAULT_REGION": env.str("OTP_DEFAULT_REGION", default="") or None,
+    "MAX_REQUEST_BYTES": env.int("OTP_MAX_REQUEST_BYTES", default=1024),
+    "RETENTION_DAYS": env.int("OTP_RETENTION_DAYS", default=30),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,15 @@
+"""URLs of the demo site: the OTP endpoints at the root, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("otp.urls")),
+]
+
+# Django's own error pages answer JSON with "error", like the API.
+handler400 = "otp.responses.handler400"
+handler403 = "otp.responses.handler403"
+handler404 = "otp.responses.handler404"
+handler500 = "otp.responses.handler500"

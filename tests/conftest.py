@@ -1,0 +1,82 @@
+"""Shared fixtures: an API client, the locmem outbox, an Infobip-configured app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import responses
+from django.db import connection
+from rest_framework.test import APIClient
+
+from otp.providers import locmem
+
+INFOBIP_BASE = "https://xyz.api.infobip.com"
+INFOBIP_OPTIONS = {
+    "api_key": "test-api-key-0123456789",
+    "base_url": "xyz.api.infobip.com",
+    "application_id": "APP-ID-1",
+    "message_id": "MSG-ID-1",
+    "connect_timeout": 2,
+    "read_timeout": 5,
+}
+PHONE = "+14155552671"
+
+
+@pytest.fixture(autouse=True)
+def _reset_outbox() -> Iterator[None]:
+    locmem.reset()
+    yield
+    locmem.reset()
+
+
+@pytest.fixture
+def outbox() -> list[locmem.SentMessage]:
+    """Messages the locmem provider "sent" during the test."""
+    return locmem.outbox
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+class Api:
+    """POSTs JSON to the endpoints and returns (status, body)."""
+
+    def __init__(self, client: APIClient) -> None:
+        self.client = client
+
+    def post(self, path: str, body: Any, **extra: Any) -> Any:
+        return self.client.post(path, body, format="json", **extra)
+
+    def send(self, phone: str = PHONE) -> Any:
+        return self.post("/send-otp", {"phoneNumber": phone})
+
+    def verify(self, pin: str, phone: str = PHONE) -> Any:
+        return self.post("/verify-otp", {"phoneNumber": phone, "pin": pin})
+
+
+@pytest.fixture
+def otp_api(api: APIClient) -> Api:
+    return Api(api)
+
+
+@pytest.fixture
+def infobip(settings: Any) -> Iterator[responses.RequestsMock]:
+    """The app configured for Infobip, with Infobip's HTTP API mocked."""
+    settings.OTP = {**settings.OTP, "PROVIDER": "otp.providers.infobip.InfobipProvider",
+                    "PROVIDER_OPTIONS": dict(INFOBIP_OPTIONS)}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def require_postgres() -> None:
+    """Skip on other databases, or fail when the run says PostgreSQL is required."""
+    if connection.vendor != "postgresql":
+        if os.environ.get("OTP_TESTS_REQUIRE_POSTGRES") == "1":
+            pytest.fail("this test needs PostgreSQL and OTP_TESTS_REQUIRE_POSTGRES=1")
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")

@@ -1,0 +1,46 @@
+"""Minimal settings for the test suite, independent of otpsite.
+
+``DATABASE_URL`` picks the database (SQLite in memory by default); the
+concurrency tests need PostgreSQL.
+"""
+
+import environ
+
+env = environ.Env()
+
+SECRET_KEY = "tests-only-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "otp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+ROOT_URLCONF = "tests.urls"
+DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider"}

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("otp.urls")),
+]
+
+handler400 = "otp.responses.handler400"
+handler403 = "otp.responses.handler403"
+handler404 = "otp.responses.handler404"
+handler500 = "otp.responses.handler500"
