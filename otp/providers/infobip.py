@@ -2,7 +2,9 @@
 
 Transport only: it turns Infobip's answers into :class:`SendResult`,
 :class:`VerifyResult` and typed exceptions. See Infobip's API reference for
-``POST /2fa/2/pin`` and ``POST /2fa/2/pin/{pinId}/verify``.
+``POST /2fa/2/pin`` and ``POST /2fa/2/pin/{pinId}/verify``. :func:`build_session`
+and :func:`request_json` are shared with the management client, so every call
+to Infobip is authenticated, timed and mapped the same way.
 """
 
 from __future__ import annotations
@@ -80,6 +82,86 @@ def _retry_policy() -> Retry:
     )
 
 
+def build_session(api_key: str, pool_maxsize: int = 32) -> requests.Session:
+    """A session that sends ``Authorization: App <key>`` and JSON, and never retries a sent request."""
+    session = requests.Session()
+    session.trust_env = False  # no proxies or .netrc credentials picked up by surprise
+    session.headers.update({
+        "Authorization": f"App {api_key}",
+        "Accept": "application/json",
+        "User-Agent": f"django-otp-infobip/{__version__}",
+    })
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def request_json(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: tuple[float, float],
+    operation: str,
+    body: dict[str, Any] | None = None,
+    not_found: type[ProviderError] = ProviderMisconfigured,
+    expect: type = dict,
+) -> Any:
+    """Call Infobip and return its JSON answer (of type ``expect``), or raise a typed error.
+
+    Redirects are never followed: the ``Authorization`` header must not travel elsewhere.
+    """
+    try:
+        response = session.request(method, url, json=body, timeout=timeout, allow_redirects=False)
+    except requests.Timeout as err:
+        raise ProviderUnavailable(f"Infobip {operation} timed out ({type(err).__name__})") from err
+    except requests.RequestException as err:
+        raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
+    return _parse(response, operation=operation, not_found=not_found, expect=expect)
+
+
+def _error_id(response: requests.Response) -> str:
+    try:
+        envelope = response.json()["requestError"]
+        exc = envelope.get("serviceException") or envelope.get("policyException") or {}
+        return str(exc.get("messageId") or "")[:64]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ""
+
+
+def _parse(
+    response: requests.Response, *, operation: str, not_found: type[ProviderError], expect: type,
+) -> Any:
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            data = response.json()
+        except ValueError as err:
+            raise ProviderUnavailable(f"Infobip {operation} answered {status} with a non-JSON body",
+                                      status_code=status) from err
+        if not isinstance(data, expect):
+            kind = "object" if expect is dict else expect.__name__
+            raise ProviderUnavailable(f"Infobip {operation} answered {status} with a non-{kind} body",
+                                      status_code=status)
+        return data
+    detail = f"Infobip {operation} answered {status}"
+    error_id = _error_id(response)
+    if error_id:
+        detail += f" ({error_id})"
+    if status == 404:
+        raise not_found(detail, status_code=status)
+    if status in (401, 403):
+        raise ProviderMisconfigured(detail + ": check the API key and its 2FA scopes",
+                                    status_code=status)
+    if status == 429:
+        raise ProviderRateLimited(detail, retry_after=_retry_after(response))
+    if 400 <= status < 500:
+        raise ProviderMisconfigured(detail, status_code=status)
+    # 3xx (never followed), 5xx and anything odd.
+    raise ProviderUnavailable(detail, status_code=status)
+
+
 class InfobipProvider(BaseProvider):
     """Send and verify PINs through Infobip's 2FA API."""
 
@@ -105,25 +187,11 @@ class InfobipProvider(BaseProvider):
         self.application_id = application_id
         self.message_id = message_id
         self.timeout = (float(connect_timeout), float(read_timeout))
-        self.session = self._build_session(api_key, pool_maxsize)
+        self.session = build_session(api_key, pool_maxsize)
         install_transport_log_filter()
 
     def __repr__(self) -> str:  # never the key
         return f"<InfobipProvider {self.base_url}>"
-
-    @staticmethod
-    def _build_session(api_key: str, pool_maxsize: int) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # no proxies or .netrc credentials picked up by surprise
-        session.headers.update({
-            "Authorization": f"App {api_key}",
-            "Accept": "application/json",
-            "User-Agent": f"django-otp-infobip/{__version__}",
-        })
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
 
     # -- the contract ----------------------------------------------------------
 
@@ -175,54 +243,8 @@ class InfobipProvider(BaseProvider):
         operation: str,
         not_found: type[ProviderError] = ProviderMisconfigured,
     ) -> dict[str, Any]:
-        try:
-            response = self.session.post(
-                self.base_url + path, json=body, timeout=self.timeout, allow_redirects=False,
-            )
-        except requests.Timeout as err:
-            raise ProviderUnavailable(f"Infobip {operation} timed out ({type(err).__name__})") from err
-        except requests.RequestException as err:
-            raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
-        return self._parse(response, operation=operation, not_found=not_found)
-
-    @staticmethod
-    def _error_id(response: requests.Response) -> str:
-        try:
-            envelope = response.json()["requestError"]
-            exc = envelope.get("serviceException") or envelope.get("policyException") or {}
-            return str(exc.get("messageId") or "")[:64]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return ""
-
-    def _parse(
-        self, response: requests.Response, *, operation: str, not_found: type[ProviderError],
-    ) -> dict[str, Any]:
-        status = response.status_code
-        if 200 <= status < 300:
-            try:
-                data = response.json()
-            except ValueError as err:
-                raise ProviderUnavailable(f"Infobip {operation} answered {status} with a non-JSON body",
-                                          status_code=status) from err
-            if not isinstance(data, dict):
-                raise ProviderUnavailable(f"Infobip {operation} answered {status} with a non-object body",
-                                          status_code=status)
-            return data
-        detail = f"Infobip {operation} answered {status}"
-        error_id = self._error_id(response)
-        if error_id:
-            detail += f" ({error_id})"
-        if status == 404:
-            raise not_found(detail, status_code=status)
-        if status in (401, 403):
-            raise ProviderMisconfigured(detail + ": check the API key and its 2FA scopes",
-                                        status_code=status)
-        if status == 429:
-            raise ProviderRateLimited(detail, retry_after=_retry_after(response))
-        if 400 <= status < 500:
-            raise ProviderMisconfigured(detail, status_code=status)
-        # 3xx (never followed), 5xx and anything odd.
-        raise ProviderUnavailable(detail, status_code=status)
+        return request_json(self.session, "POST", self.base_url + path, body=body, timeout=self.timeout,
+                            operation=operation, not_found=not_found)
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> list[CheckMessage]:
