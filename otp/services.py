@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from otp.conf import otp_settings
@@ -91,20 +91,30 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
 
 
 def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
-    this = OtpAttempt.objects.filter(pk=attempt.pk)
+    """Store the provider's pinId and make ``attempt`` the phone's only open one."""
     with transaction.atomic():
+        # Lock this phone's open rows up to ours in ascending pk order: two
+        # sends finishing together then wait for each other instead of deadlocking.
+        locked = list(
+            OtpAttempt.objects.select_for_update()
+            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=attempt.pk), phone=attempt.phone, pk__lte=attempt.pk)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         # Becomes pending unless a newer send superseded it meanwhile; the
         # pinId is kept either way so the row accounts for the SMS.
-        this.update(
+        OtpAttempt.objects.filter(pk=attempt.pk).update(
             pin_id=pin_id,
             status=Case(
                 When(status=AttemptStatus.SENDING, then=Value(AttemptStatus.PENDING)),
                 default=F("status"),
             ),
         )
-        OtpAttempt.objects.filter(phone=attempt.phone, pk__lt=attempt.pk, status__in=_OPEN_STATUSES).update(
-            status=AttemptStatus.SUPERSEDED
-        )
+        older = [pk for pk in locked if pk != attempt.pk]
+        if older:
+            OtpAttempt.objects.filter(pk__in=older, status__in=_OPEN_STATUSES).update(
+                status=AttemptStatus.SUPERSEDED
+            )
 
 
 def verify_code(phone: str, pin: str) -> OtpAttempt:

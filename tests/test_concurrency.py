@@ -1,0 +1,108 @@
+"""Races that only a real database with row locks and concurrent transactions shows.
+
+These run on PostgreSQL (``DATABASE_URL``); CI fails if they were skipped there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from otp import services
+from otp.exceptions import VerificationFailed
+from otp.models import AttemptStatus, OtpAttempt
+from tests.conftest import PHONE
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres,
+              pytest.mark.usefixtures("require_postgres")]
+
+PIN_URL = "https://xyz.api.infobip.com/2fa/2/pin"
+THREADS = 20
+
+
+def run_parallel(task: Callable[[], Any], count: int = THREADS) -> list[Any]:
+    """Start ``count`` threads that call ``task`` at the same moment; return outcomes."""
+    barrier = threading.Barrier(count)
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            result: Any = task()
+        except Exception as err:  # collected, asserted by the test
+            result = err
+        finally:
+            connection.close()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(outcomes) == count
+    return outcomes
+
+
+def kinds(outcomes: list[Any]) -> Counter[str]:
+    return Counter(type(o).__name__ for o in outcomes)
+
+
+def test_parallel_correct_pins_verify_exactly_once(infobip, settings):
+    settings.OTP = {**settings.OTP, "MAX_VERIFY_ATTEMPTS": 10}
+    infobip.post(PIN_URL, json={"pinId": "P1"})
+    # Infobip, by default, answers "verified" to every repeat of the right PIN.
+    infobip.post(f"{PIN_URL}/P1/verify", json={"verified": True, "attemptsRemaining": 0})
+    services.send_code(PHONE)
+    outcomes = run_parallel(lambda: services.verify_code(PHONE, "123456"))
+    assert kinds(outcomes) == Counter({"OtpAttempt": 1, "VerificationFailed": THREADS - 1})
+    row = OtpAttempt.objects.get()
+    assert row.status == AttemptStatus.VERIFIED and row.verified_at is not None
+
+
+def test_parallel_wrong_guesses_never_exceed_the_cap(infobip):
+    infobip.post(PIN_URL, json={"pinId": "P1"})
+    infobip.post(f"{PIN_URL}/P1/verify", json={"verified": False, "pinError": "WRONG_PIN",
+                                               "attemptsRemaining": 9})
+    services.send_code(PHONE)
+    outcomes = run_parallel(lambda: services.verify_code(PHONE, "000000"))
+    assert kinds(outcomes) == Counter({"VerificationFailed": THREADS})
+    verify_calls = [c for c in infobip.calls if c.request.url.endswith("/verify")]
+    assert len(verify_calls) == 5
+    row = OtpAttempt.objects.get()
+    assert row.failed_verifies == 5 and row.status == AttemptStatus.EXHAUSTED
+
+
+def test_parallel_sends_leave_exactly_one_pending(outbox):
+    outcomes = run_parallel(lambda: services.send_code(PHONE), count=10)
+    assert kinds(outcomes) == Counter({"OtpAttempt": 10})
+    assert OtpAttempt.objects.filter(status=AttemptStatus.PENDING).count() == 1
+    assert OtpAttempt.objects.filter(status=AttemptStatus.SUPERSEDED).count() == 9
+    newest_pending = OtpAttempt.objects.get(status=AttemptStatus.PENDING)
+    pin = next(m.pin for m in outbox if m.pin_id == newest_pending.pin_id)
+    assert services.verify_code(PHONE, pin).pk == newest_pending.pk
+
+
+def test_parallel_verify_and_send_never_verify_a_superseded_attempt(outbox):
+    services.send_code(PHONE)
+    first_pin = outbox[0].pin
+
+    def verify_or_send(index: list[int] = [0]) -> Any:  # noqa: B006 (shared counter)
+        index[0] += 1
+        if index[0] % 2:
+            return services.send_code(PHONE)
+        return services.verify_code(PHONE, first_pin)
+
+    run_parallel(verify_or_send, count=10)
+    verified = OtpAttempt.objects.filter(status=AttemptStatus.VERIFIED)
+    assert verified.count() <= 1
+    assert OtpAttempt.objects.filter(status=AttemptStatus.PENDING).count() <= 1
+    with pytest.raises(VerificationFailed):
+        services.verify_code(PHONE, first_pin)

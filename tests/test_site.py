@@ -1,0 +1,122 @@
+"""The otpsite project: configuration from the environment, and a real server run."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def site_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFOBIP_", "OTP_", "DJANGO_"))}
+    env.pop("DEBUG", None)
+    env.pop("SECRET_KEY", None)
+    env.update({"OTPSITE_ENV_FILE": str(tmp_path / "none.env"),
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}"})
+    env.update(values)
+    return env
+
+
+def manage(tmp_path: Path, *args: str, **values: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=site_env(tmp_path, **values),
+                          capture_output=True, text=True, timeout=60)
+
+
+def python(tmp_path: Path, code: str, **values: str) -> subprocess.CompletedProcess[str]:
+    env = site_env(tmp_path, **values)
+    env["DJANGO_SETTINGS_MODULE"] = "otpsite.settings"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_production_needs_a_secret_key(tmp_path):
+    result = manage(tmp_path, "check")
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_without_provider_fails_checks(tmp_path):
+    result = manage(tmp_path, "check", SECRET_KEY="s" * 50)
+    assert result.returncode != 0 and "otp.E001" in result.stderr
+
+
+def test_production_wsgi_refuses_to_start_with_check_errors(tmp_path):
+    result = python(tmp_path, "import otpsite.wsgi", SECRET_KEY="s" * 50)
+    assert result.returncode != 0 and "otp.E001" in result.stderr
+
+
+def test_development_defaults_to_console_provider(tmp_path):
+    code = "import django; django.setup(); from otp.conf import otp_settings as s; print(s.PROVIDER)"
+    result = python(tmp_path, code, DEBUG="1")
+    assert result.stdout.strip() == "otp.providers.development.DevelopmentProvider"
+
+
+def test_infobip_is_configured_from_the_environment(tmp_path):
+    code = ("import django; django.setup(); from otp.providers import get_provider as g; "
+            "p = g(); print(type(p).__name__, p.base_url, p.application_id, p.message_id, p.timeout)")
+    result = python(tmp_path, code, SECRET_KEY="s" * 50, INFOBIP_API_KEY="k", INFOBIP_BASE_URL="xyz.api.infobip.com",
+                    INFOBIP_2FA_APP_ID="A1", INFOBIP_2FA_MSG_ID="M1", INFOBIP_READ_TIMEOUT="4")
+    assert result.stdout.split() == ["InfobipProvider", "https://xyz.api.infobip.com", "A1", "M1", "(3.0,", "4.0)"]
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / "site.env"
+    env_file.write_text("DEBUG=1\nOTP_CODE_TTL_SECONDS=120\nOTP_PIN_LENGTH=8\n")
+    code = "import django; django.setup(); from otp.conf import otp_settings as s; print(s.CODE_TTL_SECONDS, s.PIN_LENGTH)"
+    result = python(tmp_path, code, OTPSITE_ENV_FILE=str(env_file), OTP_PIN_LENGTH="7")
+    assert result.stdout.split() == ["120", "7"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    """The site as the README runs it: DEBUG on, SQLite, the development provider."""
+    assert manage(tmp_path, "migrate", "-v0", DEBUG="1").returncode == 0
+    port = free_port()
+    log = (tmp_path / "server.log").open("w+")
+    process = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                               cwd=ROOT, env=site_env(tmp_path, DEBUG="1"), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(base + "/send-otp", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield base, tmp_path / "server.log"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_development_site_end_to_end(dev_server, tmp_path):
+    base, log_path = dev_server
+    sent = requests.post(base + "/send-otp", json={"phoneNumber": "+1 415 555 2671"}, timeout=5)
+    assert sent.status_code == 200 and sent.json() == {"message": "OTP sent successfully."}
+    pins = re.findall(r"Your verification code is (\d{6})", log_path.read_text())
+    assert len(pins) == 1
+    wrong = "000000" if pins[0] != "000000" else "111111"
+    bad = requests.post(base + "/verify-otp", json={"phoneNumber": "+14155552671", "pin": wrong}, timeout=5)
+    assert bad.status_code == 401 and bad.json()["error"] == "Invalid or expired OTP."
+    good = requests.post(base + "/verify-otp", json={"phoneNumber": "+14155552671", "pin": pins[0]}, timeout=5)
+    assert good.status_code == 200 and good.json() == {"message": "OTP verified successfully."}
+    code = ("import django; django.setup(); from otp.models import OtpAttempt as A; "
+            "a = A.objects.get(); print(a.phone, a.status, a.verified_at is not None, a.failed_verifies)")
+    result = python(tmp_path, code, DEBUG="1")
+    assert result.stdout.split() == ["+14155552671", "verified", "True", "1"]
