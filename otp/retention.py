@@ -1,0 +1,121 @@
+"""Retention and erasure: deleting ``OtpAttempt`` rows in bounded batches.
+
+Each batch selects at most ``batch_size`` primary keys (walking the matching
+rows in pk order) and deletes exactly those, re-checking the condition, in its
+own short statement. Memory stays flat whatever the table holds, and row locks
+last one batch, so sends and verifies keep flowing while a purge runs. Call
+these functions outside ``transaction.atomic()``: inside it every batch would
+commit only at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from otp.conf import otp_settings
+from otp.models import OtpAttempt
+from otp.phones import normalize_phone
+from otp.redaction import mask_phone
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 1000
+#: Far beyond any sane batch; keeps the ``IN (...)`` list and the locks small.
+MAX_BATCH_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class DeletionResult:
+    """What a purge or an erasure did (or, on a dry run, would do)."""
+
+    deleted: int
+    batches: int
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class PurgeResult(DeletionResult):
+    #: Attempts that expired before this moment were (or would be) deleted.
+    cutoff: datetime
+
+
+@dataclass(frozen=True)
+class EraseResult(DeletionResult):
+    #: The number erased, in E.164.
+    phone: str
+
+
+def purge_expired(
+    retention_days: int,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> PurgeResult:
+    """Delete attempts whose ``expires_at`` is more than ``retention_days`` ago.
+
+    Every status goes, a ``pending`` or ``sending`` row included: past its
+    expiry no PIN can be verified any more. A PIN still valid is never touched,
+    even with ``retention_days=0``. Running it again deletes nothing new.
+
+    :raises ValueError: ``retention_days`` or ``batch_size`` out of range.
+    """
+    if not _is_int(retention_days) or retention_days < 0:
+        raise ValueError("Retention days must be a non-negative integer.")
+    try:
+        cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+    except OverflowError:
+        raise ValueError("Retention days is too large.") from None
+    deleted, batches = _delete_in_batches(OtpAttempt.objects.expired_before(cutoff), batch_size, dry_run)
+    logger.info("OTP retention: %s %d attempts that expired before %s",
+                "would delete" if dry_run else "deleted", deleted, cutoff.isoformat())
+    return PurgeResult(deleted=deleted, batches=batches, dry_run=dry_run, cutoff=cutoff)
+
+
+def erase_phone(phone: str, *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False) -> EraseResult:
+    """Delete every attempt of ``phone``, whatever its age or status (right to erasure).
+
+    ``phone`` may be in any format the API accepts. A code sent to the number
+    while the erasure runs may survive it; run it again after such traffic.
+
+    :raises InvalidPhoneNumber: ``phone`` is not a valid number.
+    :raises ValueError: ``batch_size`` out of range.
+    """
+    phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
+    deleted, batches = _delete_in_batches(OtpAttempt.objects.for_phone(phone), batch_size, dry_run)
+    logger.info("OTP erasure: %s %d attempts of %s",
+                "would delete" if dry_run else "deleted", deleted, mask_phone(phone))
+    return EraseResult(deleted=deleted, batches=batches, dry_run=dry_run, phone=phone)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _delete_in_batches(matching: QuerySet[OtpAttempt], batch_size: int, dry_run: bool) -> tuple[int, int]:
+    """Delete (or count) ``matching`` batch by batch; returns (rows, batches)."""
+    if not _is_int(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"Batch size must be an integer from 1 to {MAX_BATCH_SIZE}.")
+    deleted = batches = 0
+    last_pk = 0
+    while True:
+        # Keyset walk: each batch starts after the last one, so neither a dry
+        # run nor rows a delete skipped are ever read twice.
+        pks = list(
+            matching.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
+        if not pks:
+            return deleted, batches
+        last_pk = pks[-1]
+        batches += 1
+        if dry_run:
+            deleted += len(pks)
+        else:
+            # The condition is applied again: a row that stopped matching since
+            # the select stays.
+            deleted += matching.filter(pk__in=pks).delete()[0]
