@@ -31,6 +31,38 @@ DEFAULTS: dict[str, Any] = {
     "MAX_REQUEST_BYTES": 1024,
     # Days an expired attempt is kept before cleanup deletes it.
     "RETENTION_DAYS": 30,
+    # -- Abuse resistance. A limit set to None is off. --------------------------
+    # Per client IP (django-ratelimit, shared cache): "count/period" strings.
+    "IP_SEND_RATE": "5/15m",
+    "IP_VERIFY_RATE": "10/5m",
+    # Reverse proxies in front of the site that append to X-Forwarded-For;
+    # 0 means the client IP is REMOTE_ADDR and the header is ignored.
+    "TRUSTED_PROXY_COUNT": 0,
+    # Per phone: the wait after a send doubles with each send of the last 24 h.
+    "RESEND_COOLDOWN_SECONDS": 60,
+    "RESEND_COOLDOWN_MAX_SECONDS": 900,
+    "MAX_SENDS_PER_PHONE_PER_DAY": 5,
+    # Per phone, across PINs: failed verifies in a row before a backoff that
+    # doubles with each further failure; a success resets the count.
+    "MAX_FAILURES_PER_PHONE": 20,
+    "FAILURE_BACKOFF_SECONDS": 30,
+    "FAILURE_BACKOFF_MAX_SECONDS": 3600,
+    # Per prefix (the number minus its last PREFIX_STRIP_DIGITS digits) and per
+    # country: sends per hour before the prefix or country is blocked.
+    "PREFIX_STRIP_DIGITS": 4,
+    "MAX_SENDS_PER_PREFIX_PER_HOUR": 20,
+    "PREFIX_BLOCK_SECONDS": 12 * 3600,
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR": 500,
+    "COUNTRY_BLOCK_SECONDS": 3600,
+    # Global send budget; when spent, sends fail closed with 503.
+    "MAX_SENDS_PER_HOUR": 1000,
+    "MAX_SENDS_PER_DAY": 10000,
+    # Percentages of the global budget at which one alert is logged per window.
+    "BUDGET_ALERT_PERCENTS": (50, 80, 100),
+    # Destination policy: ISO regions allowed (None: all) and number types
+    # (names of phonenumbers.PhoneNumberType) allowed.
+    "ALLOWED_REGIONS": None,
+    "ALLOWED_NUMBER_TYPES": ("MOBILE", "FIXED_LINE_OR_MOBILE"),
 }
 
 
@@ -80,6 +112,13 @@ class OtpSettings:
     def RETENTION_DAYS(self) -> int:
         """Days expired attempts are kept."""
         return self._get("RETENTION_DAYS")
+
+    def __getattr__(self, name: str) -> Any:
+        # The limit settings are plain values read the same way; a typo still
+        # fails loudly because only keys of DEFAULTS are served.
+        if name in DEFAULTS:
+            return self._get(name)
+        raise AttributeError(f"Unknown OTP setting {name!r}")
 
 
 otp_settings = OtpSettings()

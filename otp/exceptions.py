@@ -29,6 +29,43 @@ class InvalidPhoneNumber(InvalidInput):
     code = "invalid_phone_number"
 
 
+class DestinationNotAllowed(InvalidInput):
+    """The number's country or type may not receive codes (a 400)."""
+
+    code = "unsupported_destination"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RateLimited(OtpError):
+    """A limit was hit (a 429). ``reason`` is for the log only, never the client."""
+
+    code = "rate_limited"
+
+    def __init__(self, reason: str, *, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(OtpError):
+    """The site-wide send budget is spent: fail closed (a 503)."""
+
+    code = "send_budget_exhausted"
+
+    def __init__(self, reason: str, *, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class LimiterUnavailable(OtpError):
+    """The shared cache behind the IP limits failed: fail closed (a 503)."""
+
+    code = "temporarily_unavailable"
+
+
 class VerificationFailed(OtpError):
     """The PIN is wrong, expired, used, superseded, unknown or out of attempts.
 

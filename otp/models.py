@@ -61,6 +61,8 @@ class OtpAttempt(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     expires_at = models.DateTimeField(_("expires"), db_index=True)
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(_("resends"), default=0,
+                                               help_text=_("Times the same PIN was delivered again."))
 
     objects = OtpAttemptQuerySet.as_manager()
 
@@ -78,3 +80,51 @@ class OtpAttempt(models.Model):
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return (now or timezone.now()) >= self.expires_at
+
+
+class PhoneState(models.Model):
+    """Per-phone limit state, one row per number, updated under a row lock.
+
+    Times are Unix seconds (integers) so the limit SQL is the same on every
+    database.
+    """
+
+    phone = models.CharField(_("phone"), max_length=16, unique=True)
+    recent_sends = models.TextField(
+        _("recent sends"), blank=True, default="",
+        help_text=_("Comma-separated Unix times of the sends of the last 24 hours."),
+    )
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    locked_until = models.BigIntegerField(_("locked until"), default=0, help_text=_("Unix time; 0 when not locked."))
+
+    class Meta:
+        verbose_name = _("phone limit state")
+        verbose_name_plural = _("phone limit states")
+
+    def __str__(self) -> str:
+        return mask_phone(self.phone)
+
+
+class RateCounter(models.Model):
+    """A sliding-window send counter for a prefix, a country or the whole site.
+
+    ``count`` counts the current fixed window (``window_index`` = Unix time //
+    window length) and ``previous_count`` the one before; the estimate weighs
+    the previous window by how much of it still overlaps the sliding window.
+    """
+
+    key = models.CharField(_("key"), max_length=64, unique=True)
+    window_index = models.BigIntegerField(_("window"))
+    count = models.PositiveIntegerField(_("count"), default=0)
+    previous_count = models.PositiveIntegerField(_("previous count"), default=0)
+    blocked_until = models.BigIntegerField(_("blocked until"), default=0, help_text=_("Unix time; 0 when open."))
+    alert_level = models.PositiveSmallIntegerField(
+        _("alert level"), default=0, help_text=_("Highest budget percentage already alerted in this window."),
+    )
+
+    class Meta:
+        verbose_name = _("rate counter")
+        verbose_name_plural = _("rate counters")
+
+    def __str__(self) -> str:
+        return self.key

@@ -15,10 +15,13 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from otp.exceptions import (
+    BudgetExhausted,
     InvalidInput,
+    LimiterUnavailable,
     OtpConfigurationError,
     ProviderError,
     ProviderRateLimited,
+    RateLimited,
     SendRejected,
     VerificationFailed,
 )
@@ -29,6 +32,7 @@ INVALID_OTP = "Invalid or expired OTP."
 SEND_FAILED = "Unable to send a code to this number."
 UNAVAILABLE = "The verification service is temporarily unavailable. Please try again later."
 SERVER_ERROR = "Internal server error."
+RATE_LIMITED = "Too many requests. Please try again later."
 # Coarse on purpose: a client learns "later", not the provider's exact window.
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
@@ -45,7 +49,7 @@ def _drf_message(exc: drf_exceptions.APIException) -> tuple[str, str]:
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return "Method not allowed.", "method_not_allowed"
     if isinstance(exc, drf_exceptions.Throttled):
-        return "Too many requests. Please try again later.", "rate_limited"
+        return RATE_LIMITED, "rate_limited"
     detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
     return str(detail), str(getattr(exc, "default_code", "error"))
 
@@ -59,6 +63,14 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body(str(exc), exc.code), status=400)
     if isinstance(exc, SendRejected):
         return Response(error_body(SEND_FAILED, exc.code), status=400)
+    if isinstance(exc, RateLimited):
+        # One body for every limiter: the client learns nothing about which one.
+        return Response(error_body(RATE_LIMITED, exc.code), status=429,
+                        headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, (BudgetExhausted, LimiterUnavailable)):
+        retry_after = getattr(exc, "retry_after", DEFAULT_RETRY_AFTER_SECONDS)
+        return Response(error_body(UNAVAILABLE, "temporarily_unavailable"), status=503,
+                        headers={"Retry-After": str(retry_after)})
     if isinstance(exc, ProviderError):
         if isinstance(exc, ProviderRateLimited):
             headers["Retry-After"] = str(max(exc.retry_after or 0, DEFAULT_RETRY_AFTER_SECONDS))

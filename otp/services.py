@@ -9,26 +9,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
+from otp import events, limits
 from otp.conf import otp_settings
+from otp.destinations import check_destination
 from otp.exceptions import (
+    BudgetExhausted,
+    DestinationNotAllowed,
     PinNotFound,
     ProviderError,
     ProviderUnavailable,
+    RateLimited,
     SendRejected,
     VerificationFailed,
 )
-from otp.models import AttemptStatus, OtpAttempt
+from otp.models import AttemptStatus, OtpAttempt, PhoneState
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
 from otp.providers import get_provider
-from otp.providers.base import NO_MORE_PIN_ATTEMPTS, TTL_EXPIRED
-from otp.redaction import mask_phone
+from otp.providers.base import NO_MORE_PIN_ATTEMPTS, TTL_EXPIRED, SendResult
 from otp.signals import phone_verified
 
 logger = logging.getLogger(__name__)
@@ -43,42 +47,62 @@ def _user_or_none(user: Any) -> Any:
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
+def _checked_destination(raw_phone: str) -> tuple[str, str]:
+    """Normalise the phone and apply the destination policy; returns (phone, region)."""
+    phone = normalize_phone(raw_phone, otp_settings.DEFAULT_REGION)
+    try:
+        region = check_destination(phone)
+    except DestinationNotAllowed as err:
+        events.log_event(events.DESTINATION_BLOCKED, phone=phone, reason=err.reason)
+        raise
+    return phone, region
+
+
 def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
     """Ask the provider to send a PIN to ``phone`` and record the attempt.
 
-    The row is written (status ``sending``) and committed *before* the provider
-    is called, so no crash can leave an SMS out with no record of it; a row
-    stuck in ``sending`` is an SMS that may have gone out and never verifies.
-    Only after the provider accepted does the new attempt replace the phone's
-    older open attempts, so a failed send never kills a code already delivered.
+    Every limit is checked and the attempt row (status ``sending``) committed
+    *before* the provider is called, so no crash can leave an SMS out with no
+    record of it; a row stuck in ``sending`` is an SMS that may have gone out
+    and never verifies. Only after the provider accepted does the new attempt
+    replace the phone's older open attempts, so a failed send never kills a
+    code already delivered.
 
-    :raises InvalidPhoneNumber: ``phone`` is not a valid number.
+    :raises InvalidPhoneNumber, DestinationNotAllowed: the number is refused (400).
+    :raises RateLimited: a per-phone, prefix or country limit (429).
+    :raises BudgetExhausted: the site-wide send budget is spent (503).
     :raises SendRejected: the provider did not deliver the SMS.
     :raises ProviderError: the provider is unavailable or misconfigured.
     """
-    phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
+    phone, region = _checked_destination(phone)
+    events.log_event(events.SEND_REQUESTED, phone=phone, region=region)
     provider = get_provider()
-    now = timezone.now()
-    attempt = OtpAttempt.objects.create(
-        phone=phone,
-        status=AttemptStatus.SENDING,
-        provider=provider.provider_name,
-        user=_user_or_none(user),
-        created_at=now,
-        expires_at=now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
-    )
+
+    def create_attempt() -> OtpAttempt:
+        now = timezone.now()
+        return OtpAttempt.objects.create(
+            phone=phone,
+            status=AttemptStatus.SENDING,
+            provider=provider.provider_name,
+            user=_user_or_none(user),
+            created_at=now,
+            expires_at=now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
+        )
+
+    attempt = _within_send_limits(phone, region, create_attempt)
+    assert attempt is not None
     this = OtpAttempt.objects.filter(pk=attempt.pk)
     try:
         result = provider.send(phone)
     except Exception as err:
         this.update(status=AttemptStatus.FAILED)
         if isinstance(err, ProviderError):
-            logger.error("OTP send to %s failed: %s", mask_phone(phone), err)
+            _log_provider_error("send", phone, err)
         raise
     try:
         if not result.delivered:
             this.update(status=AttemptStatus.FAILED, pin_id=result.pin_id)
-            logger.warning("OTP send to %s was not delivered by the provider", mask_phone(phone))
+            events.log_event(events.SEND_FAILED, phone=phone, level=logging.WARNING, reason="not_delivered")
             raise SendRejected("the provider did not deliver the message")
         _record_delivery(attempt, result.pin_id)
     except IntegrityError as err:
@@ -87,34 +111,101 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
         raise ProviderUnavailable("the provider returned a pinId already in use") from err
     attempt.pin_id = result.pin_id
     attempt.status = AttemptStatus.PENDING
+    events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
     return attempt
+
+
+def _within_send_limits(phone: str, region: str, reserve: Any) -> Any:
+    """Run ``reserve()`` in one transaction with every send limit, and count the send.
+
+    The phone's state row stays locked until commit, so parallel sends for one
+    number queue up and the second sees the first one's cooldown. A refused
+    send rolls back whole: it consumes neither the budget nor a row.
+    """
+    try:
+        with transaction.atomic():
+            now = limits.now_seconds()
+            state = limits.lock_phone(phone)
+            sends = limits.check_send_allowed(state, now)
+            reserved = reserve()
+            if reserved is None:
+                return None
+            limits.record_send(phone, sends, now)
+            limits.count_send(limits.send_counters(phone, region), now)
+            return reserved
+    except limits.VelocityTripped as err:
+        err.persist()
+        events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.WARNING, reason=err.reason,
+                         block=err.counter.key.split(":")[0])
+        raise
+    except RateLimited as err:
+        events.log_event(events.SEND_BLOCKED, phone=phone, reason=err.reason)
+        raise
+    except BudgetExhausted as err:
+        events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.ERROR, reason=str(err))
+        raise
 
 
 def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
     """Store the provider's pinId and make ``attempt`` the phone's only open one."""
+    me = attempt.pk
     with transaction.atomic():
-        # Lock this phone's open rows up to ours in ascending pk order: two
-        # sends finishing together then wait for each other instead of deadlocking.
-        locked = list(
+        # Lock the rows this touches in ascending pk order: two sends finishing
+        # together then wait for each other instead of deadlocking.
+        list(
             OtpAttempt.objects.select_for_update()
-            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=attempt.pk), phone=attempt.phone, pk__lte=attempt.pk)
+            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=me), phone=attempt.phone, pk__lte=me)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        # Becomes pending unless a newer send superseded it meanwhile; the
-        # pinId is kept either way so the row accounts for the SMS.
-        OtpAttempt.objects.filter(pk=attempt.pk).update(
-            pin_id=pin_id,
+        # Ours becomes pending unless a newer send superseded it meanwhile (its
+        # pinId is kept either way so the row accounts for the SMS); older open
+        # ones are superseded.
+        OtpAttempt.objects.filter(Q(pk=me) | Q(pk__lt=me, status__in=_OPEN_STATUSES), phone=attempt.phone).update(
+            pin_id=Case(When(pk=me, then=Value(pin_id)), default=F("pin_id")),
             status=Case(
-                When(status=AttemptStatus.SENDING, then=Value(AttemptStatus.PENDING)),
-                default=F("status"),
+                When(pk=me, status=AttemptStatus.SENDING, then=Value(AttemptStatus.PENDING)),
+                When(pk=me, then=F("status")),
+                default=Value(AttemptStatus.SUPERSEDED),
             ),
         )
-        older = [pk for pk in locked if pk != attempt.pk]
-        if older:
-            OtpAttempt.objects.filter(pk__in=older, status__in=_OPEN_STATUSES).update(
-                status=AttemptStatus.SUPERSEDED
-            )
+
+
+def resend_code(phone: str, *, user: Any = None) -> OtpAttempt:
+    """Deliver the PIN already in flight for ``phone`` again (same PIN, same pinId).
+
+    It is under the same cooldown and daily cap as a send. With no live attempt
+    it is a send.
+
+    :raises: as :func:`send_code`.
+    """
+    phone, region = _checked_destination(phone)
+    now = timezone.now()
+
+    def live_attempt() -> OtpAttempt | None:
+        return (
+            OtpAttempt.objects.filter(phone=phone, status=AttemptStatus.PENDING, expires_at__gt=now)
+            .exclude(pin_id=None).only("pk", "phone", "pin_id").order_by("-pk").first()
+        )
+
+    attempt = _within_send_limits(phone, region, live_attempt)
+    if attempt is None:
+        return send_code(phone, user=user)
+    try:
+        result: SendResult = get_provider().resend(attempt.pin_id)
+    except PinNotFound as err:
+        OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(status=AttemptStatus.EXPIRED)
+        _log_provider_error("resend", phone, err)
+        raise ProviderUnavailable("the provider no longer knows the PIN") from err
+    except ProviderError as err:
+        _log_provider_error("resend", phone, err)
+        raise
+    if not result.delivered:
+        events.log_event(events.SEND_FAILED, phone=phone, level=logging.WARNING, reason="not_delivered")
+        raise SendRejected("the provider did not deliver the message")
+    OtpAttempt.objects.filter(pk=attempt.pk).update(resends=F("resends") + 1)
+    events.log_event(events.RESEND_ACCEPTED, phone=phone, attempt=attempt.pk)
+    return attempt
 
 
 def verify_code(phone: str, pin: str) -> OtpAttempt:
@@ -124,27 +215,39 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
     parallel guesses never reach the provider more often than
     ``MAX_VERIFY_ATTEMPTS``. Success is a conditional update: it happens once
     per attempt, whatever the provider answers to repeated verifications.
+    Failures count against the phone across PINs; at ``MAX_FAILURES_PER_PHONE``
+    it is locked out with a growing, time-bounded backoff.
 
     :returns: the verified attempt.
     :raises InvalidPhoneNumber, InvalidInput: malformed input.
+    :raises RateLimited: the phone is locked out after too many failures.
     :raises VerificationFailed: wrong, expired, used, superseded, unknown or exhausted.
     :raises ProviderError: the provider is unavailable or misconfigured.
     """
     phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
     now = timezone.now()
+    state = PhoneState.objects.filter(phone=OuterRef("phone"))
     attempt = (
         OtpAttempt.objects.filter(phone=phone, status=AttemptStatus.PENDING)
+        .annotate(locked_until=Subquery(state.values("locked_until")[:1]),
+                  phone_failures=Subquery(state.values("consecutive_failures")[:1]))
         .only("pk", "phone", "pin_id", "expires_at", "failed_verifies", "user_id")
         .order_by("-pk")
         .first()
     )
     if attempt is None or not attempt.pin_id:
-        raise VerificationFailed("no pending attempt")
+        _verify_failed(phone, "no_pending_attempt")
+    assert attempt is not None
+    seconds = limits.now_seconds()
+    if (attempt.locked_until or 0) > seconds:
+        events.log_event(events.RATE_LIMITED, phone=phone, scope="phone_lockout")
+        raise RateLimited("phone locked after failed verifications",
+                          retry_after=limits.coarse(attempt.locked_until - seconds))
     pending = OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING)
     if attempt.is_expired(now):
         pending.update(status=AttemptStatus.EXPIRED)
-        raise VerificationFailed("expired locally")
+        _verify_failed(phone, "expired")
 
     max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
     reserved = pending.filter(failed_verifies__lt=max_attempts, expires_at__gt=now).update(
@@ -152,19 +255,23 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
     )
     if not reserved:
         pending.filter(failed_verifies__gte=max_attempts).update(status=AttemptStatus.EXHAUSTED)
-        raise VerificationFailed("no attempt left")
+        _verify_failed(phone, "attempts_exhausted")
 
     try:
         result = get_provider().verify(attempt.pin_id, pin)
-    except PinNotFound as err:
+    except PinNotFound:
         pending.update(status=AttemptStatus.EXPIRED)
-        raise VerificationFailed("the provider no longer knows the PIN") from err
+        _verify_failed(phone, "unknown_to_provider")
     except ProviderError as err:
-        logger.error("OTP verify for %s failed: %s", mask_phone(phone), err)
+        _log_provider_error("verify", phone, err)
         raise
 
     if result.verified:
-        return _mark_verified(attempt)
+        verified = _mark_verified(attempt)
+        if attempt.phone_failures:
+            limits.reset_verify_failures(phone)
+        events.log_event(events.VERIFY_SUCCESS, phone=phone, attempt=attempt.pk)
+        return verified
 
     closing = _CLOSING_PIN_ERRORS.get(result.pin_error or "")
     if closing is None and (
@@ -173,7 +280,18 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
         closing = AttemptStatus.EXHAUSTED
     if closing is not None:
         pending.update(status=closing)
-    raise VerificationFailed("the provider did not verify the PIN")
+    limits.record_verify_failure(phone, seconds)
+    _verify_failed(phone, (result.pin_error or "not_verified").lower())
+
+
+def _verify_failed(phone: str, reason: str) -> NoReturn:
+    events.log_event(events.VERIFY_FAIL, phone=phone, reason=reason)
+    raise VerificationFailed(reason)
+
+
+def _log_provider_error(operation: str, phone: str, err: ProviderError) -> None:
+    events.log_event(events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation=operation,
+                     error=type(err).__name__, detail=str(err))
 
 
 def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
@@ -186,7 +304,7 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
             failed_verifies=F("failed_verifies") - 1,
         )
         if not won:
-            raise VerificationFailed("already verified, superseded or closed meanwhile")
+            _verify_failed(attempt.phone, "closed_meanwhile")
         attempt.status = AttemptStatus.VERIFIED
         attempt.verified_at = verified_at
         phone_verified.send(sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user)

@@ -14,5 +14,6 @@ app_name = "otp"
 
 urlpatterns = [
     re_path(r"^send-otp/?$", views.SendCodeView.as_view(), name="send"),
+    re_path(r"^resend-otp/?$", views.ResendCodeView.as_view(), name="resend"),
     re_path(r"^verify-otp/?$", views.VerifyCodeView.as_view(), name="verify"),
 ]

@@ -1,4 +1,4 @@
-"""Thin DRF views: validate the input, call one service, answer."""
+"""Thin DRF views: validate the input, apply the IP limit, call one service, answer."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp import services
+from otp import events, iplimits, services
+from otp.client_ip import client_ip
 from otp.exceptions import InvalidInput
 from otp.parsers import BoundedJSONParser
 from otp.responses import otp_exception_handler
@@ -35,21 +36,39 @@ class OtpAPIView(APIView):
     parser_classes: ClassVar[list[type]] = [BoundedJSONParser]
     renderer_classes: ClassVar[list[type]] = [JSONRenderer]
     serializer_class: ClassVar[type[serializers.Serializer]]
+    #: The IP bucket this endpoint counts against.
+    ip_scope: ClassVar[str]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        request.otp_request_id = events.begin_request(  # type: ignore[attr-defined]
+            request.META.get("HTTP_X_REQUEST_ID"), client_ip(request)
+        )
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        request_id = getattr(request, "otp_request_id", None)
+        if request_id:
+            response["X-Request-ID"] = request_id
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response]:
         return otp_exception_handler
 
     def validated(self, request: Request) -> dict[str, Any]:
+        """The normalised input, after the IP limit; bad input counts against nothing."""
         if not isinstance(request.data, dict):
             raise InvalidInput("Request body must be a JSON object.")
         serializer = self.serializer_class(data=request.data)
         if not serializer.is_valid():
             raise InvalidInput(first_error(serializer.errors))
-        return serializer.validated_data
+        data = serializer.validated_data
+        iplimits.check_ip_limit(request, self.ip_scope, phone=data.get("phoneNumber"))
+        return data
 
 
 class SendCodeView(OtpAPIView):
     serializer_class = SendCodeSerializer
+    ip_scope = iplimits.SEND
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
@@ -57,8 +76,16 @@ class SendCodeView(OtpAPIView):
         return Response({"message": SENT_MESSAGE})
 
 
+class ResendCodeView(SendCodeView):
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        services.resend_code(data["phoneNumber"], user=request.user)
+        return Response({"message": SENT_MESSAGE})
+
+
 class VerifyCodeView(OtpAPIView):
     serializer_class = VerifyCodeSerializer
+    ip_scope = iplimits.VERIFY
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)

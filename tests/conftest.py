@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import responses
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -28,8 +29,16 @@ PHONE = "+14155552671"
 @pytest.fixture(autouse=True)
 def _reset_outbox() -> Iterator[None]:
     locmem.reset()
+    cache.clear()  # the IP limiter's buckets
     yield
     locmem.reset()
+
+
+@pytest.fixture
+def production_limits(settings: Any) -> dict[str, Any]:
+    """Every limit at its shipped default (the locmem provider stays)."""
+    settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider"}
+    return settings.OTP
 
 
 @pytest.fixture

@@ -43,4 +43,17 @@ ROOT_URLCONF = "tests.urls"
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider"}
+# The core tests send and verify freely; tests/test_limits.py turns each limit
+# back on (``production_limits`` restores every default).
+RELAXED_LIMITS = {
+    "IP_SEND_RATE": None,
+    "IP_VERIFY_RATE": None,
+    "RESEND_COOLDOWN_SECONDS": 0,
+    "MAX_SENDS_PER_PHONE_PER_DAY": None,
+    "MAX_FAILURES_PER_PHONE": None,
+    "MAX_SENDS_PER_PREFIX_PER_HOUR": None,
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR": None,
+    "MAX_SENDS_PER_HOUR": None,
+    "MAX_SENDS_PER_DAY": None,
+}
+OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider", **RELAXED_LIMITS}

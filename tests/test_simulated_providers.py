@@ -57,11 +57,24 @@ def test_unknown_pin_id(outbox):
         LocmemProvider().verify("NOPE", "123456")
 
 
-def test_only_a_hash_is_kept(outbox):
+def test_no_pin_is_stored(outbox):
     provider = LocmemProvider()
     pin_id = provider.send(PHONE).pin_id
-    stored = LocmemProvider._pins[pin_id]
-    assert outbox[0].pin.encode() not in stored.pin_hash and not hasattr(stored, "pin")
+    stored = vars(LocmemProvider._pins[pin_id])
+    assert outbox[0].pin not in repr(stored) and set(stored) == {
+        "phone", "length", "expires_at", "attempts_left", "verified"}
+
+
+def test_resend_delivers_the_same_pin(outbox):
+    provider = LocmemProvider()
+    pin_id = provider.send(PHONE).pin_id
+    assert provider.resend(pin_id).pin_id == pin_id
+    assert outbox[0].pin == outbox[1].pin and outbox[1].pin_id == pin_id
+    assert provider.verify(pin_id, outbox[1].pin).verified is True
+    with pytest.raises(PinNotFound):
+        provider.resend(pin_id)  # verified: nothing left to resend
+    with pytest.raises(PinNotFound):
+        provider.resend("UNKNOWN")
 
 
 def test_fail_next_send(outbox):

@@ -45,7 +45,7 @@ class VerifyResult:
 class BaseProvider:
     """Base class of every provider.
 
-    Subclasses must implement :meth:`send` and :meth:`verify` and set
+    Subclasses must implement :meth:`send`, :meth:`verify` and :meth:`resend` and set
     ``provider_name``. They may override :meth:`check_options` to validate their
     constructor options in ``manage.py check``.
     """
@@ -64,6 +64,10 @@ class BaseProvider:
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
         """Check ``pin`` against the PIN identified by ``pin_id``."""
         raise NotImplementedError(f"{type(self).__name__} must implement verify()")
+
+    def resend(self, pin_id: str) -> SendResult:
+        """Deliver the PIN identified by ``pin_id`` again: same PIN, same reference."""
+        raise NotImplementedError(f"{type(self).__name__} must implement resend()")
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> list[CheckMessage]:

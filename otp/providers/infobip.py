@@ -201,7 +201,17 @@ class InfobipProvider(BaseProvider):
             "messageId": self.message_id,
             "to": phone.lstrip("+"),
         }
-        data = self._post("/2fa/2/pin", body, operation="send")
+        return self._sent(self._post("/2fa/2/pin", body, operation="send"))
+
+    def resend(self, pin_id: str) -> SendResult:
+        path = f"/2fa/2/pin/{quote(pin_id, safe='')}/resend"
+        result = self._sent(self._post(path, {}, operation="resend", not_found=PinNotFound))
+        if result.pin_id != pin_id:
+            raise ProviderUnavailable("Infobip resend answer is for another pinId")
+        return result
+
+    @staticmethod
+    def _sent(data: dict[str, Any]) -> SendResult:
         pin_id = data.get("pinId")
         if not isinstance(pin_id, str) or not pin_id:
             raise ProviderUnavailable("Infobip send answer has no pinId")

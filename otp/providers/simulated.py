@@ -1,9 +1,11 @@
 """A provider that behaves like Infobip 2FA in process, with no network.
 
-It generates PINs with the OS's CSPRNG, keeps only a keyed hash of each, and
-answers verifications with Infobip's semantics: time to live, a per-PIN attempt
-limit, a single successful verification, and the same ``pinError`` values.
-Subclasses decide how a message is "delivered".
+Each PIN is derived from its random pinId with a keyed HMAC under a secret
+drawn from the OS's CSPRNG when the process starts, so the provider stores no
+PIN at all, yet can check one and deliver it again on resend. It answers with
+Infobip's semantics: time to live, a per-PIN attempt limit, a single
+successful verification, and the same ``pinError`` values. Subclasses decide
+how a message is "delivered".
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ from otp.providers.base import (
 
 
 @dataclass
-class _StoredPin:
+class _PinState:
     phone: str
-    pin_hash: bytes
+    length: int
     expires_at: float
     attempts_left: int
     verified: bool = False
 
 
 class SimulatedProvider(BaseProvider):
-    """Infobip-like PIN store; subclasses implement :meth:`deliver`.
+    """Infobip-like PIN bookkeeping; subclasses implement :meth:`deliver`.
 
     Options: ``message_template`` (with ``{pin}``), ``ttl_seconds``,
     ``pin_attempts`` and ``pin_length``; by default these follow the app's own
@@ -47,7 +49,7 @@ class SimulatedProvider(BaseProvider):
 
     provider_name: ClassVar[str] = "simulated"
     # Class-level so every instance (and thread) of a process shares one store.
-    _pins: ClassVar[dict[str, _StoredPin]] = {}
+    _pins: ClassVar[dict[str, _PinState]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
     _key: ClassVar[bytes] = secrets.token_bytes(32)
 
@@ -68,40 +70,49 @@ class SimulatedProvider(BaseProvider):
     def pin_length(self) -> int:
         return int(self.options.get("pin_length", otp_settings.PIN_LENGTH))
 
-    def _hash(self, pin_id: str, pin: str) -> bytes:
-        return hmac.new(self._key, f"{pin_id}:{pin}".encode(), hashlib.sha256).digest()
+    def _pin_for(self, pin_id: str, length: int) -> str:
+        digest = hmac.new(self._key, pin_id.encode(), hashlib.sha256).digest()
+        # 256 bits reduced modulo 10**length: the bias is far below 2**-200.
+        return str(int.from_bytes(digest, "big") % 10**length).zfill(length)
 
     def send(self, phone: str) -> SendResult:
-        pin = "".join(secrets.choice("0123456789") for _ in range(self.pin_length))
         pin_id = secrets.token_hex(16).upper()
-        stored = _StoredPin(
-            phone=phone,
-            pin_hash=self._hash(pin_id, pin),
-            expires_at=time.time() + self.ttl_seconds,
-            attempts_left=self.pin_attempts,
-        )
+        state = _PinState(phone=phone, length=self.pin_length,
+                          expires_at=time.time() + self.ttl_seconds, attempts_left=self.pin_attempts)
         with self._lock:
-            self._pins[pin_id] = stored
-        self.deliver(phone=phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin))
+            self._pins[pin_id] = state
+        self._deliver_pin(pin_id, state)
         return SendResult(pin_id=pin_id)
+
+    def resend(self, pin_id: str) -> SendResult:
+        with self._lock:
+            state = self._pins.get(pin_id)
+            # Like Infobip: a PIN that can no longer be verified is not resent.
+            if state is None or state.verified or state.attempts_left <= 0 or time.time() >= state.expires_at:
+                raise PinNotFound("unknown or closed pinId", status_code=404)
+        self._deliver_pin(pin_id, state)
+        return SendResult(pin_id=pin_id)
+
+    def _deliver_pin(self, pin_id: str, state: _PinState) -> None:
+        pin = self._pin_for(pin_id, state.length)
+        self.deliver(phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin))
 
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
         with self._lock:
-            stored = self._pins.get(pin_id)
-            if stored is None:
+            state = self._pins.get(pin_id)
+            if state is None:
                 raise PinNotFound("unknown pinId", status_code=404)
             # Infobip-like order: exhausted (or already used) -> expired -> compare.
-            if stored.attempts_left <= 0 or stored.verified:
+            if state.attempts_left <= 0 or state.verified:
                 return VerifyResult(verified=False, pin_error=NO_MORE_PIN_ATTEMPTS, attempts_remaining=0)
-            if time.time() >= stored.expires_at:
+            if time.time() >= state.expires_at:
                 return VerifyResult(verified=False, pin_error=TTL_EXPIRED,
-                                    attempts_remaining=stored.attempts_left)
-            if hmac.compare_digest(stored.pin_hash, self._hash(pin_id, pin)):
-                stored.verified = True
+                                    attempts_remaining=state.attempts_left)
+            if hmac.compare_digest(self._pin_for(pin_id, state.length).encode(), pin.encode()):
+                state.verified = True
                 return VerifyResult(verified=True, attempts_remaining=0)
-            stored.attempts_left -= 1
-            return VerifyResult(verified=False, pin_error=WRONG_PIN,
-                                attempts_remaining=stored.attempts_left)
+            state.attempts_left -= 1
+            return VerifyResult(verified=False, pin_error=WRONG_PIN, attempts_remaining=state.attempts_left)
 
     def deliver(self, *, phone: str, pin: str, pin_id: str, text: str) -> None:
         """Hand the message to its destination. Subclasses must implement this."""
@@ -109,6 +120,6 @@ class SimulatedProvider(BaseProvider):
 
     @classmethod
     def forget_all(cls) -> None:
-        """Drop every stored PIN (tests)."""
+        """Drop every PIN's state (tests)."""
         with cls._lock:
             cls._pins.clear()

@@ -1,0 +1,249 @@
+"""Database-backed limits: per phone, per prefix, per country and site-wide.
+
+They hold across processes and instances with no cache: every counter is
+changed by one atomic SQL statement, and a phone's state row is locked for the
+length of its send transaction, so parallel sends for one number queue up.
+The upserts use ``INSERT ... ON CONFLICT ... RETURNING``, which PostgreSQL and
+SQLite (3.35+) both speak.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from django.db import connection
+
+from otp.conf import otp_settings
+from otp.events import BUDGET_ALERT, LOCKOUT, log_event
+from otp.exceptions import BudgetExhausted, RateLimited
+from otp.models import PhoneState, RateCounter
+
+DAY = 24 * 3600
+HOUR = 3600
+# Retry-After is rounded up to whole minutes: the client learns "later", not
+# a precise window edge.
+RETRY_AFTER_STEP = 60
+
+
+def coarse(seconds: float) -> int:
+    return max(RETRY_AFTER_STEP, math.ceil(seconds / RETRY_AFTER_STEP) * RETRY_AFTER_STEP)
+
+
+def now_seconds() -> int:
+    return int(time.time())
+
+
+def _table(model: type) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+# -- per phone -------------------------------------------------------------------
+
+@dataclass
+class PhoneLimits:
+    """A phone's state as read under its row lock."""
+
+    phone: str
+    sends: list[int]
+    consecutive_failures: int
+    locked_until: int
+
+
+def lock_phone(phone: str) -> PhoneLimits:
+    """Create or lock the phone's state row; call inside ``transaction.atomic``."""
+    table = _table(PhoneState)
+    with connection.cursor() as cursor:
+        # The no-op DO UPDATE takes the row lock even when the row exists.
+        cursor.execute(
+            f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
+            f"VALUES (%s, '', 0, 0) ON CONFLICT (phone) DO UPDATE SET phone = excluded.phone "
+            f"RETURNING recent_sends, consecutive_failures, locked_until",
+            [phone],
+        )
+        recent, failures, locked_until = cursor.fetchone()
+    sends = [int(t) for t in recent.split(",") if t]
+    return PhoneLimits(phone=phone, sends=sends, consecutive_failures=failures, locked_until=locked_until)
+
+
+def check_phone_lock(state: PhoneLimits, now: int) -> None:
+    if state.locked_until > now:
+        raise RateLimited("phone locked after failed verifications", retry_after=coarse(state.locked_until - now))
+
+
+def check_send_allowed(state: PhoneLimits, now: int) -> list[int]:
+    """Raise :class:`RateLimited` if the phone may not get another SMS now.
+
+    :returns: the sends of the last 24 hours, oldest first.
+    """
+    check_phone_lock(state, now)
+    sends = sorted(t for t in state.sends if t > now - DAY)
+    cap = otp_settings.MAX_SENDS_PER_PHONE_PER_DAY
+    if cap is not None and len(sends) >= cap:
+        raise RateLimited("daily send cap for this phone", retry_after=coarse(sends[-cap] + DAY - now))
+    if sends:
+        wait_until = sends[-1] + cooldown_after(len(sends))
+        if wait_until > now:
+            raise RateLimited("resend cooldown", retry_after=coarse(wait_until - now))
+    return sends
+
+
+def cooldown_after(sends_today: int) -> int:
+    """Seconds to wait after the ``sends_today``-th send: doubles each time, capped."""
+    base = otp_settings.RESEND_COOLDOWN_SECONDS or 0
+    if base <= 0 or sends_today <= 0:
+        return 0
+    ceiling = otp_settings.RESEND_COOLDOWN_MAX_SECONDS or base
+    return int(min(base * 2 ** min(sends_today - 1, 30), ceiling))
+
+
+def record_send(phone: str, sends: list[int], now: int) -> None:
+    """Store the send times (still under the row lock)."""
+    PhoneState.objects.filter(phone=phone).update(recent_sends=",".join(str(t) for t in [*sends, now]))
+
+
+def record_verify_failure(phone: str, now: int) -> None:
+    """Count a failed verify against the phone; lock it with backoff at the cap."""
+    table = _table(PhoneState)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
+            f"VALUES (%s, '', 1, 0) ON CONFLICT (phone) DO UPDATE SET "
+            f"consecutive_failures = {table}.consecutive_failures + 1 RETURNING consecutive_failures",
+            [phone],
+        )
+        (failures,) = cursor.fetchone()
+    cap = otp_settings.MAX_FAILURES_PER_PHONE
+    if cap is None or failures < cap:
+        return
+    base = otp_settings.FAILURE_BACKOFF_SECONDS or 0
+    backoff = min(base * 2 ** min(failures - cap, 30), otp_settings.FAILURE_BACKOFF_MAX_SECONDS or base)
+    PhoneState.objects.filter(phone=phone).update(locked_until=now + int(backoff))
+    log_event(LOCKOUT, phone=phone, level=logging.WARNING, failures=failures, seconds=int(backoff))
+
+
+def reset_verify_failures(phone: str) -> None:
+    PhoneState.objects.filter(phone=phone).update(consecutive_failures=0, locked_until=0)
+
+
+# -- per prefix, per country, site-wide -------------------------------------------
+
+@dataclass(frozen=True)
+class Counter:
+    key: str
+    window: int
+    limit: int
+    block_seconds: int = 0  # 0: a budget (503 when spent), not a block (429)
+
+
+def send_counters(phone: str, region: str) -> list[Counter]:
+    """The counters one SMS to ``phone`` increments, in a fixed (sorted) order."""
+    specs = []
+    strip = otp_settings.PREFIX_STRIP_DIGITS or 0
+    if otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR is not None:
+        specs.append(Counter(f"prefix:{phone[:len(phone) - strip]}", HOUR,
+                             otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR, otp_settings.PREFIX_BLOCK_SECONDS))
+    if otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR is not None:
+        specs.append(Counter(f"country:{region}", HOUR,
+                             otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR, otp_settings.COUNTRY_BLOCK_SECONDS))
+    if otp_settings.MAX_SENDS_PER_HOUR is not None:
+        specs.append(Counter("global:hour", HOUR, otp_settings.MAX_SENDS_PER_HOUR))
+    if otp_settings.MAX_SENDS_PER_DAY is not None:
+        specs.append(Counter("global:day", DAY, otp_settings.MAX_SENDS_PER_DAY))
+    # One lock order for every transaction: no deadlock on the shared rows.
+    return sorted(specs, key=lambda c: c.key)
+
+
+def estimate(count: int, previous: int, window_index: int, window: int, now: float) -> float:
+    """Sliding-window estimate: the previous window weighted by its overlap."""
+    elapsed = (now - window_index * window) / window
+    return previous * max(0.0, 1.0 - elapsed) + count
+
+
+def count_send(counters: list[Counter], now: int) -> None:
+    """Count one SMS against every counter, or raise if a block or budget stops it.
+
+    Call inside the send transaction, last: the shared rows stay locked only
+    until commit, and a refused send rolls its increments back with it.
+    """
+    if not counters:
+        return
+    table = _table(RateCounter)
+    blockable = [c.key for c in counters if c.block_seconds]
+    values = ", ".join(["(%s, %s, 1, 0, 0, 0)"] * len(counters))
+    params: list[object] = []
+    for counter in counters:
+        params += [counter.key, now // counter.window]
+    # A blocked prefix or country increments nothing, not even the budget.
+    guard = ""
+    if blockable:
+        guard = (f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS b WHERE b.key IN "
+                 f"({', '.join(['%s'] * len(blockable))}) AND b.blocked_until > %s)")
+        params += [*blockable, now]
+    same = f"{table}.window_index = excluded.window_index"
+    sql = (
+        f"INSERT INTO {table} (key, window_index, count, previous_count, blocked_until, alert_level) "
+        f"VALUES {values} ON CONFLICT (key) DO UPDATE SET "
+        f"previous_count = CASE WHEN {same} THEN {table}.previous_count "
+        f"WHEN {table}.window_index = excluded.window_index - 1 THEN {table}.count ELSE 0 END, "
+        f"alert_level = CASE WHEN {same} THEN {table}.alert_level ELSE 0 END, "
+        f"count = CASE WHEN {same} THEN {table}.count + 1 ELSE 1 END, "
+        f"window_index = excluded.window_index{guard} "
+        f"RETURNING key, count, previous_count, window_index, alert_level"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    if len(rows) < len(counters):
+        _raise_for_block(blockable, now)
+    for counter in counters:
+        count, previous, window_index, alert_level = rows[counter.key]
+        used = estimate(count, previous, window_index, counter.window, now)
+        if counter.block_seconds:
+            if used > counter.limit:
+                raise VelocityTripped(counter, now)
+        else:
+            _alert_budget(counter, used, window_index, alert_level)
+            if used > counter.limit:
+                raise BudgetExhausted(f"{counter.key} send budget spent",
+                                      retry_after=coarse((window_index + 1) * counter.window - now))
+
+
+def _raise_for_block(keys: list[str], now: int) -> None:
+    blocked = RateCounter.objects.filter(key__in=keys, blocked_until__gt=now).order_by("-blocked_until").first()
+    retry = blocked.blocked_until - now if blocked else RETRY_AFTER_STEP
+    raise RateLimited(f"{blocked.key.split(':')[0] if blocked else 'destination'} blocked", retry_after=coarse(retry))
+
+
+class VelocityTripped(RateLimited):
+    """A prefix or country went over its velocity limit.
+
+    The send transaction rolls back, so the caller persists the block
+    afterwards with :meth:`persist`.
+    """
+
+    def __init__(self, counter: Counter, now: int) -> None:
+        super().__init__(f"{counter.key.split(':')[0]} velocity", retry_after=coarse(counter.block_seconds))
+        self.counter = counter
+        self.now = now
+
+    def persist(self) -> None:
+        RateCounter.objects.filter(key=self.counter.key).update(
+            blocked_until=self.now + self.counter.block_seconds
+        )
+
+
+def _alert_budget(counter: Counter, used: float, window_index: int, alert_level: int) -> None:
+    percent = 100.0 * used / counter.limit if counter.limit else 100.0
+    due = [p for p in otp_settings.BUDGET_ALERT_PERCENTS or () if alert_level < p <= percent]
+    if not due:
+        return
+    level = max(due)
+    # Only the request that moves the level up logs, once per threshold and window.
+    claimed = RateCounter.objects.filter(key=counter.key, window_index=window_index,
+                                         alert_level__lt=level).update(alert_level=level)
+    if claimed:
+        log_event(BUDGET_ALERT, level=logging.ERROR if level >= 100 else logging.WARNING,
+                  budget=counter.key, percent=level, limit=counter.limit)
