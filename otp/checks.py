@@ -1,20 +1,25 @@
 """System checks for the app's settings (ids ``otp.E0xx`` / ``otp.W0xx``).
 
 Retired ids stay reserved. E010-E019 belong to the Infobip provider's
-``check_options``.
+``check_options``; E020-E029 / W020-W029 to the limits.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import phonenumbers
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from otp.conf import MAX_CODE_TTL_SECONDS, otp_settings
 from otp.exceptions import OtpConfigurationError
 from otp.providers import load_provider_class
+
+
+# django-ratelimit's rate grammar: count "/" optional multiplier and unit.
+_RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")
 
 
 def _is_int(value: Any) -> bool:
@@ -68,4 +73,100 @@ def check_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     retention = otp_settings.RETENTION_DAYS
     if not _is_int(retention) or retention < 0:
         errors.append(Error("OTP['RETENTION_DAYS'] must be a non-negative integer.", id="otp.E008"))
+    return errors
+
+
+_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+    "django.core.cache.backends.filebased.FileBasedCache",
+)
+
+
+def _limiter_cache_is_local() -> bool:
+    alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    return backend in _LOCAL_CACHES
+
+
+def _ip_limits_on() -> bool:
+    return otp_settings.IP_SEND_RATE is not None or otp_settings.IP_VERIFY_RATE is not None
+
+
+@register(Tags.security)
+def check_limiter_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if _ip_limits_on() and _limiter_cache_is_local():
+        return [Warning(
+            "IP limits are per process: the rate-limit cache is not shared.",
+            hint="Point RATELIMIT_USE_CACHE at a shared cache such as Redis (REDIS_URL in otpsite).",
+            id="otp.W020",
+        )]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_limiter_cache_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if _ip_limits_on() and _limiter_cache_is_local():
+        return [Error(
+            "IP limits need a shared cache in production; the rate-limit cache is per process.",
+            hint="Point RATELIMIT_USE_CACHE at Redis or Memcached.",
+            id="otp.E021",
+        )]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_allowed_regions_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if otp_settings.ALLOWED_REGIONS is None:
+        return [Warning(
+            "OTP['ALLOWED_REGIONS'] is not set: codes may be sent to every country.",
+            hint="List the regions your users live in; SMS pumping targets the others.",
+            id="otp.W022",
+        )]
+    return []
+
+
+_OPTIONAL_COUNTS = (
+    "MAX_SENDS_PER_PHONE_PER_DAY", "MAX_FAILURES_PER_PHONE", "MAX_SENDS_PER_PREFIX_PER_HOUR",
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR", "MAX_SENDS_PER_HOUR", "MAX_SENDS_PER_DAY",
+)
+_SECONDS = (
+    "RESEND_COOLDOWN_SECONDS", "RESEND_COOLDOWN_MAX_SECONDS", "FAILURE_BACKOFF_SECONDS",
+    "FAILURE_BACKOFF_MAX_SECONDS", "PREFIX_BLOCK_SECONDS", "COUNTRY_BLOCK_SECONDS", "TRUSTED_PROXY_COUNT",
+    "PREFIX_STRIP_DIGITS",
+)
+
+
+@register(Tags.security)
+def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in _OPTIONAL_COUNTS:
+        value = getattr(otp_settings, name)
+        if value is not None and (not _is_int(value) or value < 1):
+            errors.append(Error(f"OTP['{name}'] must be a positive integer or None (off).", id="otp.E023"))
+    for name in _SECONDS:
+        value = getattr(otp_settings, name)
+        if not _is_int(value) or value < 0:
+            errors.append(Error(f"OTP['{name}'] must be a non-negative integer.", id="otp.E024"))
+    failures = otp_settings.MAX_FAILURES_PER_PHONE
+    if failures is not None and _is_int(failures) and failures > 100:
+        errors.append(Error("OTP['MAX_FAILURES_PER_PHONE'] must be at most 100.",
+                            hint="NIST SP 800-63B caps consecutive failed attempts at 100.", id="otp.E025"))
+    for name in ("IP_SEND_RATE", "IP_VERIFY_RATE"):
+        value = getattr(otp_settings, name)
+        if value is not None and not (isinstance(value, str) and _RATE.fullmatch(value)):
+            errors.append(Error(f"OTP['{name}'] must look like '5/15m' (count/period) or be None.",
+                                id="otp.E026"))
+    regions = otp_settings.ALLOWED_REGIONS
+    if regions is not None:
+        unknown = [r for r in regions if str(r).upper() not in phonenumbers.SUPPORTED_REGIONS]
+        if isinstance(regions, str) or unknown:
+            errors.append(Error(f"OTP['ALLOWED_REGIONS'] must be a list of region codes; unknown: {unknown}.",
+                                id="otp.E027"))
+    types = otp_settings.ALLOWED_NUMBER_TYPES or ()
+    known = {name for name in vars(phonenumbers.PhoneNumberType) if name.isupper()}
+    bad_types = [t for t in types if str(t).upper() not in known]
+    if isinstance(types, str) or bad_types:
+        errors.append(Error(f"OTP['ALLOWED_NUMBER_TYPES'] has unknown types: {bad_types}.",
+                            hint=f"Use names of phonenumbers.PhoneNumberType: {sorted(known)}.", id="otp.E028"))
     return errors

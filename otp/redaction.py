@@ -10,7 +10,7 @@ _PIN_PATH = re.compile(r"(/2fa/\d+/pin/)[^/\s?\"]+")
 
 
 def mask_phone(phone: str, visible: int = 2) -> str:
-    """``+14155552671`` -> ``+1*******71``: country code hint and last digits only."""
+    """``+14155552671`` -> ``+1********71``: country code hint and last digits only."""
     if not phone:
         return ""
     digits = phone.lstrip("+")

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_ratelimit",
     "otp",
 ]
 
@@ -71,6 +72,17 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# The per-IP limits count in this cache; a limiter that cannot count refuses.
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = False
+# django-ratelimit predates Django's own RedisCache; its incr() is Redis INCRBY,
+# atomic as the limiter needs.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+if DEBUG and not REDIS_URL:
+    # Let the development site run on the local-memory cache; the app's own
+    # check otp.W020 says the IP limits are per process, and `check --deploy`
+    # still reports it as an error (otp.E021).
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.E003"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -136,6 +148,24 @@ OTP = {
     "MAX_REQUEST_BYTES": env.int("OTP_MAX_REQUEST_BYTES", default=1024),
     "RETENTION_DAYS": env.int("OTP_RETENTION_DAYS", default=30),
 }
+# Limits: each OTP_<NAME> variable overrides the app default; "off" switches
+# a limit off (see the settings reference).
+_LIMIT_SETTINGS = {
+    "IP_SEND_RATE": str, "IP_VERIFY_RATE": str, "TRUSTED_PROXY_COUNT": int,
+    "RESEND_COOLDOWN_SECONDS": int, "RESEND_COOLDOWN_MAX_SECONDS": int, "MAX_SENDS_PER_PHONE_PER_DAY": int,
+    "MAX_FAILURES_PER_PHONE": int, "FAILURE_BACKOFF_SECONDS": int, "FAILURE_BACKOFF_MAX_SECONDS": int,
+    "PREFIX_STRIP_DIGITS": int, "MAX_SENDS_PER_PREFIX_PER_HOUR": int, "PREFIX_BLOCK_SECONDS": int,
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR": int, "COUNTRY_BLOCK_SECONDS": int,
+    "MAX_SENDS_PER_HOUR": int, "MAX_SENDS_PER_DAY": int,
+}
+for _name, _cast in _LIMIT_SETTINGS.items():
+    _raw = env.str(f"OTP_{_name}", default="")
+    if _raw:
+        OTP[_name] = None if _raw.lower() == "off" else _cast(_raw)
+if env.str("OTP_ALLOWED_REGIONS", default=""):
+    OTP["ALLOWED_REGIONS"] = [r.strip().upper() for r in env.list("OTP_ALLOWED_REGIONS")]
+if env.str("OTP_ALLOWED_NUMBER_TYPES", default=""):
+    OTP["ALLOWED_NUMBER_TYPES"] = [t.strip().upper() for t in env.list("OTP_ALLOWED_NUMBER_TYPES")]
 
 LOGGING = {
     "version": 1,

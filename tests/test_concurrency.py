@@ -106,3 +106,21 @@ def test_parallel_verify_and_send_never_verify_a_superseded_attempt(outbox):
     assert OtpAttempt.objects.filter(status=AttemptStatus.PENDING).count() <= 1
     with pytest.raises(VerificationFailed):
         services.verify_code(PHONE, first_pin)
+
+
+def test_parallel_sends_with_the_cooldown_make_one_provider_send(outbox, production_limits):
+    outcomes = run_parallel(lambda: services.send_code(PHONE), count=THREADS)
+    assert kinds(outcomes) == Counter({"OtpAttempt": 1, "RateLimited": THREADS - 1})
+    assert len(outbox) == 1 and OtpAttempt.objects.count() == 1
+
+
+def test_parallel_guesses_count_once_each_against_the_phone(infobip, settings):
+    from otp.models import PhoneState
+
+    settings.OTP = {**settings.OTP, "MAX_FAILURES_PER_PHONE": 20}
+    infobip.post(PIN_URL, json={"pinId": "P1"})
+    infobip.post(f"{PIN_URL}/P1/verify", json={"verified": False, "pinError": "WRONG_PIN", "attemptsRemaining": 9})
+    services.send_code(PHONE)
+    run_parallel(lambda: services.verify_code(PHONE, "000000"))
+    verify_calls = [c for c in infobip.calls if c.request.url.endswith("/verify")]
+    assert PhoneState.objects.get(phone=PHONE).consecutive_failures == len(verify_calls) == 5
