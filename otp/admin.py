@@ -77,7 +77,7 @@ class OtpAttemptAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("user",)
     # pin_id is a secret: it is in none of these, and the page shows only them.
-    fields = ("masked_phone", "status", "channel", "provider", "failed_verifies", "user",
+    fields = ("masked_phone", "status", "channel", "provider", "failed_verifies", "resends", "user",
               "created_at", "expires_at", "verified_at")
     readonly_fields = fields
     # Shows the search box; the search itself is get_search_results below.

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from otp.conf import otp_settings
-from otp.models import OtpAttempt
+from otp.models import OtpAttempt, PhoneState
 from otp.phones import normalize_phone
 from otp.redaction import mask_phone
 
@@ -88,6 +88,10 @@ def erase_phone(phone: str, *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bo
     """
     phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
     deleted, batches = _delete_in_batches(OtpAttempt.objects.for_phone(phone), batch_size, dry_run)
+    # The number's limit state (send times, failure count) is personal data too.
+    limit_state = PhoneState.objects.filter(phone=phone)
+    if not dry_run:
+        limit_state.delete()
     logger.info("OTP erasure: %s %d attempts of %s",
                 "would delete" if dry_run else "deleted", deleted, mask_phone(phone))
     return EraseResult(deleted=deleted, batches=batches, dry_run=dry_run, phone=phone)

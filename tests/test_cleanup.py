@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from otp.exceptions import InvalidPhoneNumber
-from otp.models import AttemptStatus, OtpAttempt
+from otp.models import AttemptStatus, OtpAttempt, PhoneState
 from otp.redaction import mask_phone
 from otp.retention import erase_phone, purge_expired
 from tests.conftest import PHONE
@@ -103,6 +103,15 @@ def test_erase_phone_in_any_format(formatted: str):
     result = erase_phone(formatted, batch_size=3)
     assert (result.deleted, result.batches, result.phone) == (4, 2, PHONE)
     assert remaining() == {other.pk}
+
+
+def test_erase_phone_removes_its_limit_state_too():
+    PhoneState.objects.create(phone=PHONE, recent_sends="1,2", consecutive_failures=3)
+    PhoneState.objects.create(phone=OTHER_PHONE)
+    assert erase_phone(PHONE, dry_run=True).deleted == 0
+    assert PhoneState.objects.count() == 2
+    erase_phone(PHONE)
+    assert list(PhoneState.objects.values_list("phone", flat=True)) == [OTHER_PHONE]
 
 
 def test_erase_phone_national_format_follows_default_region(settings):
