@@ -81,6 +81,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_serving(base: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(base + "/send-otp", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{base} did not start")
+
+
 @pytest.fixture
 def dev_server(tmp_path):
     """The site as the README runs it: DEBUG on, SQLite, the development provider."""
@@ -91,13 +102,7 @@ def dev_server(tmp_path):
                                cwd=ROOT, env=site_env(tmp_path, DEBUG="1"), stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                requests.get(base + "/send-otp", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_until_serving(base)
         yield base, tmp_path / "server.log"
     finally:
         process.terminate()
