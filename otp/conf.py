@@ -63,6 +63,18 @@ DEFAULTS: dict[str, Any] = {
     # (names of phonenumbers.PhoneNumberType) allowed.
     "ALLOWED_REGIONS": None,
     "ALLOWED_NUMBER_TYPES": ("MOBILE", "FIXED_LINE_OR_MOBILE"),
+    # -- Resilience -----------------------------------------------------------
+    # Consecutive provider failures that open the circuit, and how long it
+    # stays open before one probe is let through. Its state lives in this cache
+    # alias, shared by every process when it is Redis.
+    "CIRCUIT_FAILURES": 5,
+    "CIRCUIT_OPEN_SECONDS": 30,
+    "CIRCUIT_CACHE": "default",
+    # Provider calls one process runs at once, and how long a request waits
+    # for a slot before it answers 503 (keeps slow upstreams from taking every
+    # worker thread).
+    "PROVIDER_MAX_CONCURRENCY": 48,
+    "PROVIDER_QUEUE_TIMEOUT_SECONDS": 0.5,
 }
 
 

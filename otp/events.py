@@ -38,6 +38,10 @@ RATE_LIMITED = "excess_rate_limit_exceeded"
 PROVIDER_ERROR = "otp_provider_error"
 BUDGET_ALERT = "otp_budget_alert"
 DESTINATION_BLOCKED = "input_validation_fail"
+CIRCUIT_OPENED = "otp_provider_circuit_open"
+CIRCUIT_CLOSED = "otp_provider_circuit_closed"
+SEND_ORPHAN = "otp_send_orphan"
+DATABASE_ERROR = "otp_database_error"
 
 
 def begin_request(header_value: str | None, client_ip: str) -> str:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from otp import events
 from otp.exceptions import (
     BudgetExhausted,
     InvalidInput,
@@ -78,6 +80,11 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, OtpConfigurationError):
         logger.error("OTP configuration error: %s", exc)
         return Response(error_body(UNAVAILABLE, "provider_unavailable"), status=503)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down, failing over, or a lock wait timed out.
+        events.log_event(events.DATABASE_ERROR, level=logging.ERROR, error=type(exc.__cause__ or exc).__name__)
+        return Response(error_body(UNAVAILABLE, "temporarily_unavailable"), status=503,
+                        headers={"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)})
     if isinstance(exc, drf_exceptions.APIException):
         message, code = _drf_message(exc)
         wait = getattr(exc, "wait", None)

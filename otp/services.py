@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from otp.exceptions import (
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
+from otp.provider_calls import call_provider
 from otp.providers import get_provider
 from otp.providers.base import NO_MORE_PIN_ATTEMPTS, TTL_EXPIRED, SendResult
 from otp.signals import phone_verified
@@ -93,9 +94,9 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
     assert attempt is not None
     this = OtpAttempt.objects.filter(pk=attempt.pk)
     try:
-        result = provider.send(phone)
+        result = call_provider(lambda: provider.send(phone))
     except Exception as err:
-        this.update(status=AttemptStatus.FAILED)
+        _mark_failed(this)
         if isinstance(err, ProviderError):
             _log_provider_error("send", phone, err)
         raise
@@ -107,12 +108,26 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
         _record_delivery(attempt, result.pin_id)
     except IntegrityError as err:
         # A pinId we already hold: the provider is not behaving; fail closed.
-        this.update(status=AttemptStatus.FAILED)
+        _mark_failed(this)
         raise ProviderUnavailable("the provider returned a pinId already in use") from err
+    except DatabaseError:
+        # The SMS is out but its pinId is not stored: the row stays "sending"
+        # (it never verifies) and an operator can reconcile from this record.
+        events.log_event(events.SEND_ORPHAN, phone=phone, level=logging.ERROR, attempt=attempt.pk,
+                         provider=provider.provider_name)
+        raise
     attempt.pin_id = result.pin_id
     attempt.status = AttemptStatus.PENDING
     events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
     return attempt
+
+
+def _mark_failed(attempt: Any) -> None:
+    """Best effort: a database that is failing must not hide the original error."""
+    try:
+        attempt.update(status=AttemptStatus.FAILED)
+    except DatabaseError:
+        logger.warning("could not mark an OTP attempt as failed")
 
 
 def _within_send_limits(phone: str, region: str, reserve: Any) -> Any:
@@ -192,7 +207,8 @@ def resend_code(phone: str, *, user: Any = None) -> OtpAttempt:
     if attempt is None:
         return send_code(phone, user=user)
     try:
-        result: SendResult = get_provider().resend(attempt.pin_id)
+        provider = get_provider()
+        result: SendResult = call_provider(lambda: provider.resend(attempt.pin_id))
     except PinNotFound as err:
         OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(status=AttemptStatus.EXPIRED)
         _log_provider_error("resend", phone, err)
@@ -258,7 +274,8 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
         _verify_failed(phone, "attempts_exhausted")
 
     try:
-        result = get_provider().verify(attempt.pin_id, pin)
+        provider = get_provider()
+        result = call_provider(lambda: provider.verify(attempt.pin_id, pin))
     except PinNotFound:
         pending.update(status=AttemptStatus.EXPIRED)
         _verify_failed(phone, "unknown_to_provider")

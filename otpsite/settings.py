@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "otp.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +69,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A row lock held by a stuck transaction makes a competing request fail
+    # fast (503) instead of waiting without bound.
+    _lock_timeout_ms = env.int("DATABASE_LOCK_TIMEOUT_MS", default=3000)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={_lock_timeout_ms}"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -167,10 +173,17 @@ if env.str("OTP_ALLOWED_REGIONS", default=""):
 if env.str("OTP_ALLOWED_NUMBER_TYPES", default=""):
     OTP["ALLOWED_NUMBER_TYPES"] = [t.strip().upper() for t in env.list("OTP_ALLOWED_NUMBER_TYPES")]
 
+# JSON lines in production (one object per record), plain text in development.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "otp.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # The access record replaces Django's own 4xx/5xx warnings.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

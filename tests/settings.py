@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "otp",
 ]
 MIDDLEWARE = [
+    "otp.logs.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -41,6 +42,8 @@ TEMPLATES = [{
 }]
 ROOT_URLCONF = "tests.urls"
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c lock_timeout=1000"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The core tests send and verify freely; tests/test_limits.py turns each limit

@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from otp.health import healthz
+
 urlpatterns = [
+    path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("", include("otp.urls")),
 ]
