@@ -70,10 +70,18 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
     # A row lock held by a stuck transaction makes a competing request fail
     # fast (503) instead of waiting without bound.
-    _lock_timeout_ms = env.int("DATABASE_LOCK_TIMEOUT_MS", default=3000)
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={_lock_timeout_ms}"
+    _options["options"] = f"-c lock_timeout={env.int('DATABASE_LOCK_TIMEOUT_MS', default=3000)}"
+    if env.bool("DATABASE_POOL", default=True):
+        # psycopg's pool, per process: hundreds of threads share a few connections.
+        _options["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=12),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
