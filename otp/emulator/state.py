@@ -43,7 +43,8 @@ DEFAULT_CONFIGURATION: dict[str, Any] = {
 }
 # Dead PINs are forgotten this long after they expire, so long runs stay small.
 _FORGET_AFTER = 3600.0
-_PRUNE_EVERY = 4096
+# Seconds (of the clock) between sweeps of idle limit windows.
+_SWEEP_EVERY = 60.0
 # Limit-window key kind -> the configuration field holding its limit.
 _LIMIT_FIELDS = {"app": "sendPinPerApplicationLimit", "phone": "sendPinPerPhoneNumberLimit",
                  "verify": "verifyPinLimit"}
@@ -89,6 +90,17 @@ class Pin:
                 "attemptsRemaining": self.attempts_left}
 
 
+def random_pin(alphabet: str, length: int) -> str:
+    """A uniform PIN from the OS's CSPRNG, drawn as one number (one read of entropy)."""
+    base = len(alphabet)
+    value = secrets.randbelow(base**length)
+    digits = []
+    for _ in range(length):
+        value, index = divmod(value, base)
+        digits.append(alphabet[index])
+    return "".join(digits)
+
+
 def template_json(app_id: str, msg_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"messageId": msg_id, "applicationId": app_id, "pinPlaceholder": PIN_PLACEHOLDER, **fields}
 
@@ -130,7 +142,9 @@ class Emulator:
             self.last_by_phone: dict[str, str] = {}
             self.windows: dict[tuple[str, ...], deque[float]] = {}
             self.counts: Counter[str] = Counter()
-            self._sends_since_prune = 0
+            # PIN IDs in send order, to forget dead PINs without scanning them all.
+            self._send_order: deque[tuple[float, str]] = deque()
+            self._next_sweep = self.clock() + _SWEEP_EVERY
             if applications:
                 self.apps = {}
 
@@ -208,14 +222,14 @@ class Emulator:
                 raise bad_request({field_name: ["not found"]})
             self._check_enabled(app)
             self._take_send_slots(app, request.to, now)
-            alphabet = _ALPHABETS[template["pinType"]]
-            pin_value = "".join(secrets.choice(alphabet) for _ in range(template["pinLength"]))
+            pin_value = random_pin(_ALPHABETS[template["pinType"]], template["pinLength"])
             pin = Pin(new_id(), app.application_id, request.message_id, channel, request.to, pin_value,
                       render(template["messageText"], pin_value, request.placeholders),
                       now + app.configuration["pinTimeToLive"].seconds, app.configuration["pinAttempts"])
             self.pins[pin.pin_id] = pin
             self.last_by_phone[pin.to] = pin.pin_id
-            self._maybe_prune(now)
+            self._send_order.append((pin.expires_at, pin.pin_id))
+            self._forget_dead(now)
             answer = self._delivered(pin, nc_needed=nc_needed)
             if request.track_delivery:
                 answer["externalMessageId"] = str(uuid.uuid4())
@@ -332,14 +346,20 @@ class Emulator:
         answer["smsStatus"] = "MESSAGE_SENT" if reachable else "MESSAGE_NOT_SENT"
         return answer
 
-    def _maybe_prune(self, now: float) -> None:
-        self._sends_since_prune += 1
-        if self._sends_since_prune < _PRUNE_EVERY:
-            return
-        self._sends_since_prune = 0
-        self.pins = {pin_id: pin for pin_id, pin in self.pins.items()
-                     if pin.expires_at + _FORGET_AFTER >= now}
-        self.last_by_phone = {to: pin_id for to, pin_id in self.last_by_phone.items() if pin_id in self.pins}
+    def _forget_dead(self, now: float) -> None:
+        # Applications may differ in time to live, so this is send order, not
+        # strictly expiry order: a long-lived PIN only delays the ones behind it.
+        order = self._send_order
+        while order and order[0][0] + _FORGET_AFTER < now:
+            _, pin_id = order.popleft()
+            pin = self.pins.pop(pin_id, None)
+            if pin is not None and self.last_by_phone.get(pin.to) == pin_id:
+                del self.last_by_phone[pin.to]
+        if now >= self._next_sweep:
+            self._next_sweep = now + _SWEEP_EVERY
+            self._sweep_windows(now)
+
+    def _sweep_windows(self, now: float) -> None:
         for key in list(self.windows):
             app = self.apps.get(key[1])
             window = self.windows[key]
