@@ -297,6 +297,25 @@ def test_update_application_merges_and_reset_keeps_applications(emu):
     assert status_of(lambda: emulator.application(app_id)) == 404
 
 
+def test_dead_pins_and_idle_limit_windows_are_forgotten(clock):
+    emulator, app_id, msg_id = make_emulator(clock, pinTimeToLive="5m")
+    old_id, _ = send(emulator, app_id, msg_id)
+    clock.advance(ONE_DAY + 3600)
+    send(emulator, app_id, msg_id, OTHER)
+    assert old_id not in emulator.pins and emulator.last_pin(PHONE) is None
+    assert status_of(lambda: emulator.verify_pin(old_id, "1")) == 404
+    assert set(emulator.windows) == {("app", app_id), ("phone", app_id, OTHER)}
+
+
+def test_pins_are_uniform_enough():
+    from otp.emulator.state import random_pin
+    pins = [random_pin("0123456789", 2) for _ in range(4000)]
+    assert all(len(p) == 2 for p in pins)
+    counts = [sum(p[0] == d for p in pins) for d in "0123456789"]
+    assert min(counts) > 300 and max(counts) < 500  # 400 expected per digit
+    assert len(set(pins)) > 95
+
+
 # -- request validation --------------------------------------------------------
 
 def test_send_request_lists_every_problem():
@@ -633,6 +652,26 @@ def test_keep_alive_and_pipelining_on_one_connection(http):
     answer = raw_exchange(http.server, one * 3 + last)
     assert answer.count(b"HTTP/1.1 200 OK") == 4
     assert answer.endswith(b'{"status":"ok"}')
+
+
+def test_a_delayed_answer_keeps_pipelined_answers_in_order(http):
+    http.control("PUT", "latency", {"ms": 100, "route": "verify"})
+    slow = f"POST /2fa/2/pin/{'0' * 32}/verify HTTP/1.1\r\nAuthorization: App {KEY}\r\nContent-Length: 11\r\n\r\n"
+    fast = "GET /_emulator/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(http.server, (slow + '{"pin":"1"}' + fast).encode())
+    assert answer.startswith(b"HTTP/1.1 404") and answer.index(b"404") < answer.index(b"200 OK")
+
+
+def test_a_hang_ends_when_the_server_stops():
+    with running_emulator(api_key=KEY) as server:
+        server.faults.add(parse_fault_spec("hang,route=manage"))
+        sock = socket.create_connection((server.host, server.port), timeout=3)
+        sock.sendall(f"GET /2fa/2/applications HTTP/1.1\r\nAuthorization: App {KEY}\r\n\r\n".encode())
+        time.sleep(0.05)
+    started = time.monotonic()
+    with sock:
+        assert sock.recv(100) == b""
+    assert time.monotonic() - started < 1
 
 
 @pytest.mark.parametrize(("data", "status"), [
