@@ -63,6 +63,15 @@ DEFAULTS: dict[str, Any] = {
     # (names of phonenumbers.PhoneNumberType) allowed.
     "ALLOWED_REGIONS": None,
     "ALLOWED_NUMBER_TYPES": ("MOBILE", "FIXED_LINE_OR_MOBILE"),
+    # -- Integration ----------------------------------------------------------
+    # Purposes a code may be sent for (e.g. "signup", "login"); None allows any
+    # short slug. A code sent for one purpose never verifies another.
+    "PURPOSES": None,
+    "DEFAULT_PURPOSE": "default",
+    # Delivery channels clients may ask for.
+    "CHANNELS": ("sms", "voice"),
+    # Life of the signed verificationToken a successful verify returns.
+    "VERIFICATION_TOKEN_MAX_AGE_SECONDS": 600,
     # -- Resilience -----------------------------------------------------------
     # Consecutive provider failures that open the circuit, and how long it
     # stays open before one probe is let through. Its state lives in this cache

@@ -48,6 +48,8 @@ class OtpAttempt(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=AttemptStatus.choices,
                               default=AttemptStatus.SENDING)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices, default=Channel.SMS)
+    purpose = models.CharField(_("purpose"), max_length=32, default="default",
+                               help_text=_("What the code is for; it verifies only for the same purpose."))
     provider = models.CharField(_("provider"), max_length=32, blank=True)
     failed_verifies = models.PositiveIntegerField(
         _("failed verifies"), default=0,

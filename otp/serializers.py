@@ -10,6 +10,7 @@ from otp.conf import otp_settings
 from otp.exceptions import InvalidInput
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
+from otp.purposes import validate_channel, validate_purpose
 
 
 class _ValidatedField(serializers.Field):
@@ -45,6 +46,16 @@ class PinField(_ValidatedField):
         return validate_pin(value, otp_settings.PIN_LENGTH)
 
 
+class PurposeField(_ValidatedField):
+    def validate(self, value: Any) -> str:
+        return validate_purpose(value)
+
+
+class ChannelField(_ValidatedField):
+    def validate(self, value: Any) -> str:
+        return validate_channel(value)
+
+
 class _StrictSerializer(serializers.Serializer):
     """Refuses bodies that are not objects and fields it does not know."""
 
@@ -62,11 +73,14 @@ class _StrictSerializer(serializers.Serializer):
 
 class SendCodeSerializer(_StrictSerializer):
     phoneNumber = PhoneNumberField(public_name="phoneNumber")  # noqa: N815 (wire name)
+    purpose = PurposeField(public_name="purpose", required=False)
+    channel = ChannelField(public_name="channel", required=False)
 
 
 class VerifyCodeSerializer(_StrictSerializer):
     phoneNumber = PhoneNumberField(public_name="phoneNumber")  # noqa: N815
     pin = PinField(public_name="pin")
+    purpose = PurposeField(public_name="purpose", required=False)
 
 
 def first_error(errors: Any) -> str:

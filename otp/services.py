@@ -15,7 +15,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
-from otp import events, limits
+from otp import events, limits, signals
 from otp.conf import otp_settings
 from otp.destinations import check_destination
 from otp.exceptions import (
@@ -31,10 +31,10 @@ from otp.exceptions import (
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
+from otp.purposes import validate_channel, validate_purpose
 from otp.provider_calls import call_provider
 from otp.providers import get_provider
-from otp.providers.base import NO_MORE_PIN_ATTEMPTS, TTL_EXPIRED, SendResult
-from otp.signals import phone_verified
+from otp.providers.base import NO_MORE_PIN_ATTEMPTS, SMS, TTL_EXPIRED, SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +48,19 @@ def _user_or_none(user: Any) -> Any:
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
-def _checked_destination(raw_phone: str) -> tuple[str, str]:
+def _checked_destination(raw_phone: str, purpose: str) -> tuple[str, str]:
     """Normalise the phone and apply the destination policy; returns (phone, region)."""
     phone = normalize_phone(raw_phone, otp_settings.DEFAULT_REGION)
     try:
         region = check_destination(phone)
     except DestinationNotAllowed as err:
         events.log_event(events.DESTINATION_BLOCKED, phone=phone, reason=err.reason)
+        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=f"destination_{err.reason}")
         raise
     return phone, region
 
 
-def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
+def send_code(phone: str, *, user: Any = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
     """Ask the provider to send a PIN to ``phone`` and record the attempt.
 
     Every limit is checked and the attempt row (status ``sending``) committed
@@ -75,8 +76,10 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
     :raises SendRejected: the provider did not deliver the SMS.
     :raises ProviderError: the provider is unavailable or misconfigured.
     """
-    phone, region = _checked_destination(phone)
-    events.log_event(events.SEND_REQUESTED, phone=phone, region=region)
+    purpose = validate_purpose(purpose)
+    channel = validate_channel(channel)
+    phone, region = _checked_destination(phone, purpose)
+    events.log_event(events.SEND_REQUESTED, phone=phone, region=region, channel=channel)
     provider = get_provider()
 
     def create_attempt() -> OtpAttempt:
@@ -86,15 +89,17 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
             status=AttemptStatus.SENDING,
             provider=provider.provider_name,
             user=_user_or_none(user),
+            purpose=purpose,
+            channel=channel,
             created_at=now,
             expires_at=now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
         )
 
-    attempt = _within_send_limits(phone, region, create_attempt)
+    attempt = _within_send_limits(phone, region, purpose, create_attempt)
     assert attempt is not None
     this = OtpAttempt.objects.filter(pk=attempt.pk)
     try:
-        result = call_provider(lambda: provider.send(phone))
+        result = call_provider(lambda: provider.send(phone, channel=channel))
     except Exception as err:
         _mark_failed(this)
         if isinstance(err, ProviderError):
@@ -119,6 +124,8 @@ def send_code(phone: str, *, user: Any = None) -> OtpAttempt:
     attempt.pin_id = result.pin_id
     attempt.status = AttemptStatus.PENDING
     events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
+    signals.code_sent.send(sender=OtpAttempt, attempt=attempt, phone=phone, user=attempt.user,
+                           purpose=purpose, channel=channel, resend=False)
     return attempt
 
 
@@ -130,7 +137,7 @@ def _mark_failed(attempt: Any) -> None:
         logger.warning("could not mark an OTP attempt as failed")
 
 
-def _within_send_limits(phone: str, region: str, reserve: Any) -> Any:
+def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> Any:
     """Run ``reserve()`` in one transaction with every send limit, and count the send.
 
     The phone's state row stays locked until commit, so parallel sends for one
@@ -152,12 +159,15 @@ def _within_send_limits(phone: str, region: str, reserve: Any) -> Any:
         err.persist()
         events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.WARNING, reason=err.reason,
                          block=err.counter.key.split(":")[0])
+        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=err.reason)
         raise
     except RateLimited as err:
         events.log_event(events.SEND_BLOCKED, phone=phone, reason=err.reason)
+        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=err.reason)
         raise
     except BudgetExhausted as err:
         events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.ERROR, reason=str(err))
+        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason="send_budget")
         raise
 
 
@@ -169,14 +179,16 @@ def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
         # together then wait for each other instead of deadlocking.
         list(
             OtpAttempt.objects.select_for_update()
-            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=me), phone=attempt.phone, pk__lte=me)
+            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=me), phone=attempt.phone, purpose=attempt.purpose,
+                    pk__lte=me)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
         # Ours becomes pending unless a newer send superseded it meanwhile (its
         # pinId is kept either way so the row accounts for the SMS); older open
         # ones are superseded.
-        OtpAttempt.objects.filter(Q(pk=me) | Q(pk__lt=me, status__in=_OPEN_STATUSES), phone=attempt.phone).update(
+        OtpAttempt.objects.filter(Q(pk=me) | Q(pk__lt=me, status__in=_OPEN_STATUSES), phone=attempt.phone,
+                                  purpose=attempt.purpose).update(
             pin_id=Case(When(pk=me, then=Value(pin_id)), default=F("pin_id")),
             status=Case(
                 When(pk=me, status=AttemptStatus.SENDING, then=Value(AttemptStatus.PENDING)),
@@ -186,7 +198,7 @@ def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
         )
 
 
-def resend_code(phone: str, *, user: Any = None) -> OtpAttempt:
+def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
     """Deliver the PIN already in flight for ``phone`` again (same PIN, same pinId).
 
     It is under the same cooldown and daily cap as a send. With no live attempt
@@ -194,21 +206,23 @@ def resend_code(phone: str, *, user: Any = None) -> OtpAttempt:
 
     :raises: as :func:`send_code`.
     """
-    phone, region = _checked_destination(phone)
+    purpose = validate_purpose(purpose)
+    channel = validate_channel(channel)
+    phone, region = _checked_destination(phone, purpose)
     now = timezone.now()
 
     def live_attempt() -> OtpAttempt | None:
         return (
-            OtpAttempt.objects.filter(phone=phone, status=AttemptStatus.PENDING, expires_at__gt=now)
-            .exclude(pin_id=None).only("pk", "phone", "pin_id").order_by("-pk").first()
+            OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
+            .exclude(pin_id=None).only("pk", "phone", "pin_id", "purpose", "user_id").order_by("-pk").first()
         )
 
-    attempt = _within_send_limits(phone, region, live_attempt)
+    attempt = _within_send_limits(phone, region, purpose, live_attempt)
     if attempt is None:
-        return send_code(phone, user=user)
+        return send_code(phone, user=user, purpose=purpose, channel=channel)
     try:
         provider = get_provider()
-        result: SendResult = call_provider(lambda: provider.resend(attempt.pin_id))
+        result: SendResult = call_provider(lambda: provider.resend(attempt.pin_id, channel=channel))
     except PinNotFound as err:
         OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(status=AttemptStatus.EXPIRED)
         _log_provider_error("resend", phone, err)
@@ -220,11 +234,13 @@ def resend_code(phone: str, *, user: Any = None) -> OtpAttempt:
         events.log_event(events.SEND_FAILED, phone=phone, level=logging.WARNING, reason="not_delivered")
         raise SendRejected("the provider did not deliver the message")
     OtpAttempt.objects.filter(pk=attempt.pk).update(resends=F("resends") + 1)
-    events.log_event(events.RESEND_ACCEPTED, phone=phone, attempt=attempt.pk)
+    events.log_event(events.RESEND_ACCEPTED, phone=phone, attempt=attempt.pk, channel=channel)
+    signals.code_sent.send(sender=OtpAttempt, attempt=attempt, phone=phone, user=attempt.user,
+                           purpose=purpose, channel=channel, resend=True)
     return attempt
 
 
-def verify_code(phone: str, pin: str) -> OtpAttempt:
+def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttempt:
     """Verify ``pin`` for the newest pending attempt of ``phone``.
 
     One attempt slot is reserved atomically before the provider is called, so
@@ -242,18 +258,19 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
     """
     phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
+    purpose = validate_purpose(purpose)
     now = timezone.now()
     state = PhoneState.objects.filter(phone=OuterRef("phone"))
     attempt = (
-        OtpAttempt.objects.filter(phone=phone, status=AttemptStatus.PENDING)
+        OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING)
         .annotate(locked_until=Subquery(state.values("locked_until")[:1]),
                   phone_failures=Subquery(state.values("consecutive_failures")[:1]))
-        .only("pk", "phone", "pin_id", "expires_at", "failed_verifies", "user_id")
+        .only("pk", "phone", "pin_id", "expires_at", "failed_verifies", "user_id", "purpose")
         .order_by("-pk")
         .first()
     )
     if attempt is None or not attempt.pin_id:
-        _verify_failed(phone, "no_pending_attempt")
+        _verify_failed(phone, purpose, "no_pending_attempt")
     assert attempt is not None
     seconds = limits.now_seconds()
     if (attempt.locked_until or 0) > seconds:
@@ -263,7 +280,7 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
     pending = OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING)
     if attempt.is_expired(now):
         pending.update(status=AttemptStatus.EXPIRED)
-        _verify_failed(phone, "expired")
+        _verify_failed(phone, purpose, "expired")
 
     max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
     reserved = pending.filter(failed_verifies__lt=max_attempts, expires_at__gt=now).update(
@@ -271,14 +288,14 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
     )
     if not reserved:
         pending.filter(failed_verifies__gte=max_attempts).update(status=AttemptStatus.EXHAUSTED)
-        _verify_failed(phone, "attempts_exhausted")
+        _verify_failed(phone, purpose, "attempts_exhausted")
 
     try:
         provider = get_provider()
         result = call_provider(lambda: provider.verify(attempt.pin_id, pin))
     except PinNotFound:
         pending.update(status=AttemptStatus.EXPIRED)
-        _verify_failed(phone, "unknown_to_provider")
+        _verify_failed(phone, purpose, "unknown_to_provider")
     except ProviderError as err:
         _log_provider_error("verify", phone, err)
         raise
@@ -298,11 +315,12 @@ def verify_code(phone: str, pin: str) -> OtpAttempt:
     if closing is not None:
         pending.update(status=closing)
     limits.record_verify_failure(phone, seconds)
-    _verify_failed(phone, (result.pin_error or "not_verified").lower())
+    _verify_failed(phone, purpose, (result.pin_error or "not_verified").lower())
 
 
-def _verify_failed(phone: str, reason: str) -> NoReturn:
+def _verify_failed(phone: str, purpose: str, reason: str) -> NoReturn:
     events.log_event(events.VERIFY_FAIL, phone=phone, reason=reason)
+    signals.verification_failed.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=reason)
     raise VerificationFailed(reason)
 
 
@@ -321,10 +339,11 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
             failed_verifies=F("failed_verifies") - 1,
         )
         if not won:
-            _verify_failed(attempt.phone, "closed_meanwhile")
+            _verify_failed(attempt.phone, attempt.purpose, "closed_meanwhile")
         attempt.status = AttemptStatus.VERIFIED
         attempt.verified_at = verified_at
-        phone_verified.send(sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user)
+        signals.phone_verified.send(sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user,
+                                    purpose=attempt.purpose)
     return attempt
 
 

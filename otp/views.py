@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp import events, iplimits, services
+from otp import events, iplimits, services, tokens
 from otp.client_ip import client_ip
 from otp.exceptions import InvalidInput
 from otp.parsers import BoundedJSONParser
@@ -72,14 +72,16 @@ class SendCodeView(OtpAPIView):
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        services.send_code(data["phoneNumber"], user=request.user)
+        services.send_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
+                           channel=data.get("channel", "sms"))
         return Response({"message": SENT_MESSAGE})
 
 
 class ResendCodeView(SendCodeView):
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        services.resend_code(data["phoneNumber"], user=request.user)
+        services.resend_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
+                             channel=data.get("channel", "sms"))
         return Response({"message": SENT_MESSAGE})
 
 
@@ -89,5 +91,6 @@ class VerifyCodeView(OtpAPIView):
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        services.verify_code(data["phoneNumber"], data["pin"])
-        return Response({"message": VERIFIED_MESSAGE})
+        attempt = services.verify_code(data["phoneNumber"], data["pin"], purpose=data.get("purpose"))
+        token = tokens.make_token(attempt.phone, attempt.purpose)
+        return Response({"message": VERIFIED_MESSAGE, "verificationToken": token})

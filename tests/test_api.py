@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from otp import tokens
 from otp.models import AttemptStatus, OtpAttempt
 from otp.providers import locmem
 from tests.conftest import PHONE
@@ -22,7 +23,9 @@ def test_send_then_verify(otp_api, outbox):
     assert [m.phone for m in outbox] == [PHONE]
     response = otp_api.verify(outbox[0].pin)
     assert response.status_code == 200
-    assert response.json() == {"message": "OTP verified successfully."}
+    body = response.json()
+    assert set(body) == {"message", "verificationToken"} and body["message"] == "OTP verified successfully."
+    assert tokens.read_token(body["verificationToken"]).phone == PHONE
     attempt = OtpAttempt.objects.get()
     assert attempt.status == AttemptStatus.VERIFIED and attempt.verified_at is not None
 
@@ -172,7 +175,7 @@ def test_responses_never_leak_pin_id_or_pin(otp_api, outbox):
               otp_api.verify(outbox[0].pin).content]
     for body in bodies:
         assert outbox[0].pin_id.encode() not in body and outbox[0].pin.encode() not in body
-        assert set(json.loads(body)) <= {"message", "error", "code"}
+        assert set(json.loads(body)) <= {"message", "error", "code", "verificationToken"}
 
 
 def test_undelivered_send_is_400_with_one_body(otp_api, infobip):

@@ -49,7 +49,7 @@ def test_send_records_pending_attempt(outbox):
 def test_row_is_committed_before_the_provider_is_called(settings, monkeypatch):
     seen = []
 
-    def spy_send(self, phone):
+    def spy_send(self, phone, channel="sms"):
         seen.append(list(OtpAttempt.objects.values_list("phone", "status")))
         return SendResult(pin_id="PIN-1")
 

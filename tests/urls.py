@@ -1,10 +1,25 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
 from otp.health import healthz
+from otp.permissions import PhoneVerified
+
+
+class ProtectedView(APIView):
+    """Stands in for a site's own view that requires a verified phone."""
+
+    permission_classes = [PhoneVerified.for_purpose("phone_change")]
+
+    def post(self, request):
+        return Response({"phone": request.verified_phone})
+
 
 urlpatterns = [
     path("healthz", healthz),
+    path("protected", ProtectedView.as_view()),
     path("admin/", admin.site.urls),
     path("", include("otp.urls")),
 ]

@@ -14,6 +14,9 @@ from django.core.checks import CheckMessage
 
 #: pinError values Infobip documents; anything else is still a failure.
 WRONG_PIN = "WRONG_PIN"
+#: Delivery channels.
+SMS = "sms"
+VOICE = "voice"
 TTL_EXPIRED = "TTL_EXPIRED"
 NO_MORE_PIN_ATTEMPTS = "NO_MORE_PIN_ATTEMPTS"
 
@@ -57,16 +60,16 @@ class BaseProvider:
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    def send(self, phone: str) -> SendResult:
-        """Create a PIN for ``phone`` (E.164) and deliver it."""
+    def send(self, phone: str, *, channel: str = SMS) -> SendResult:
+        """Create a PIN for ``phone`` (E.164) and deliver it by ``channel`` (``sms`` or ``voice``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement send()")
 
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
         """Check ``pin`` against the PIN identified by ``pin_id``."""
         raise NotImplementedError(f"{type(self).__name__} must implement verify()")
 
-    def resend(self, pin_id: str) -> SendResult:
-        """Deliver the PIN identified by ``pin_id`` again: same PIN, same reference."""
+    def resend(self, pin_id: str, *, channel: str = SMS) -> SendResult:
+        """Deliver the PIN identified by ``pin_id`` again, by ``channel``: same PIN, same reference."""
         raise NotImplementedError(f"{type(self).__name__} must implement resend()")
 
     @classmethod

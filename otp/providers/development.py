@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+from otp.providers.base import SMS, VOICE
 from otp.providers.simulated import SimulatedProvider
 from otp.redaction import mask_phone
 
@@ -21,5 +22,6 @@ class DevelopmentProvider(SimulatedProvider):
     provider_name: ClassVar[str] = "development"
     is_development_only: ClassVar[bool] = True
 
-    def deliver(self, *, phone: str, pin: str, pin_id: str, text: str) -> None:
-        logger.warning("[development SMS to %s] %s", mask_phone(phone, visible=4), text)
+    def deliver(self, *, phone: str, pin: str, pin_id: str, text: str, channel: str = SMS) -> None:
+        label = "voice call" if channel == VOICE else "SMS"
+        logger.warning("[development %s to %s] %s", label, mask_phone(phone, visible=4), text)

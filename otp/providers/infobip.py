@@ -27,7 +27,7 @@ from otp.exceptions import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from otp.providers.base import BaseProvider, SendResult, VerifyResult
+from otp.providers.base import SMS, VOICE, BaseProvider, SendResult, VerifyResult
 from otp.redaction import install_transport_log_filter
 
 logger = logging.getLogger(__name__)
@@ -195,17 +195,20 @@ class InfobipProvider(BaseProvider):
 
     # -- the contract ----------------------------------------------------------
 
-    def send(self, phone: str) -> SendResult:
+    def send(self, phone: str, *, channel: str = SMS) -> SendResult:
         body = {
             "applicationId": self.application_id,
             "messageId": self.message_id,
             "to": phone.lstrip("+"),
         }
-        return self._sent(self._post("/2fa/2/pin", body, operation="send"))
+        path = "/2fa/2/pin/voice" if channel == VOICE else "/2fa/2/pin"
+        return self._sent(self._post(path, body, operation="voice send" if channel == VOICE else "send"))
 
-    def resend(self, pin_id: str) -> SendResult:
-        path = f"/2fa/2/pin/{quote(pin_id, safe='')}/resend"
-        result = self._sent(self._post(path, {}, operation="resend", not_found=PinNotFound))
+    def resend(self, pin_id: str, *, channel: str = SMS) -> SendResult:
+        # The same pinId may be resent by the other channel (an SMS PIN read out by voice).
+        suffix = "/voice" if channel == VOICE else ""
+        path = f"/2fa/2/pin/{quote(pin_id, safe='')}/resend{suffix}"
+        result = self._sent(self._post(path, {}, operation="voice resend" if channel == VOICE else "resend", not_found=PinNotFound))
         if result.pin_id != pin_id:
             raise ProviderUnavailable("Infobip resend answer is for another pinId")
         return result

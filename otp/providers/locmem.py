@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from otp.providers.base import SendResult
+from otp.providers.base import SMS, SendResult
 from otp.providers.simulated import SimulatedProvider
 
 
@@ -27,6 +27,7 @@ class SentMessage:
     pin: str
     pin_id: str
     text: str
+    channel: str = SMS
 
 
 #: Every message sent since the last :func:`reset`, oldest first.
@@ -51,10 +52,10 @@ class LocmemProvider(SimulatedProvider):
 
     provider_name: ClassVar[str] = "locmem"
 
-    def send(self, phone: str) -> SendResult:
+    def send(self, phone: str, *, channel: str = SMS) -> SendResult:
         if _send_failures:
             raise _send_failures.pop(0)
-        return super().send(phone)
+        return super().send(phone, channel=channel)
 
-    def deliver(self, *, phone: str, pin: str, pin_id: str, text: str) -> None:
-        outbox.append(SentMessage(phone=phone, pin=pin, pin_id=pin_id, text=text))
+    def deliver(self, *, phone: str, pin: str, pin_id: str, text: str, channel: str = SMS) -> None:
+        outbox.append(SentMessage(phone=phone, pin=pin, pin_id=pin_id, text=text, channel=channel))

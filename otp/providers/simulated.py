@@ -22,6 +22,7 @@ from otp.conf import otp_settings
 from otp.exceptions import PinNotFound
 from otp.providers.base import (
     NO_MORE_PIN_ATTEMPTS,
+    SMS,
     TTL_EXPIRED,
     WRONG_PIN,
     BaseProvider,
@@ -75,27 +76,28 @@ class SimulatedProvider(BaseProvider):
         # 256 bits reduced modulo 10**length: the bias is far below 2**-200.
         return str(int.from_bytes(digest, "big") % 10**length).zfill(length)
 
-    def send(self, phone: str) -> SendResult:
+    def send(self, phone: str, *, channel: str = SMS) -> SendResult:
         pin_id = secrets.token_hex(16).upper()
         state = _PinState(phone=phone, length=self.pin_length,
                           expires_at=time.time() + self.ttl_seconds, attempts_left=self.pin_attempts)
         with self._lock:
             self._pins[pin_id] = state
-        self._deliver_pin(pin_id, state)
+        self._deliver_pin(pin_id, state, channel)
         return SendResult(pin_id=pin_id)
 
-    def resend(self, pin_id: str) -> SendResult:
+    def resend(self, pin_id: str, *, channel: str = SMS) -> SendResult:
         with self._lock:
             state = self._pins.get(pin_id)
             # Like Infobip: a PIN that can no longer be verified is not resent.
             if state is None or state.verified or state.attempts_left <= 0 or time.time() >= state.expires_at:
                 raise PinNotFound("unknown or closed pinId", status_code=404)
-        self._deliver_pin(pin_id, state)
+        self._deliver_pin(pin_id, state, channel)
         return SendResult(pin_id=pin_id)
 
-    def _deliver_pin(self, pin_id: str, state: _PinState) -> None:
+    def _deliver_pin(self, pin_id: str, state: _PinState, channel: str) -> None:
         pin = self._pin_for(pin_id, state.length)
-        self.deliver(phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin))
+        self.deliver(phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin),
+                     channel=channel)
 
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
         with self._lock:
@@ -114,7 +116,7 @@ class SimulatedProvider(BaseProvider):
             state.attempts_left -= 1
             return VerifyResult(verified=False, pin_error=WRONG_PIN, attempts_remaining=state.attempts_left)
 
-    def deliver(self, *, phone: str, pin: str, pin_id: str, text: str) -> None:
+    def deliver(self, *, phone: str, pin: str, pin_id: str, text: str, channel: str = SMS) -> None:
         """Hand the message to its destination. Subclasses must implement this."""
         raise NotImplementedError(f"{type(self).__name__} must implement deliver()")
 

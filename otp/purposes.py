@@ -1,0 +1,33 @@
+"""Validate the optional ``purpose`` and ``channel`` of a request."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from otp.conf import otp_settings
+from otp.exceptions import InvalidInput
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def validate_purpose(raw: Any) -> str:
+    """The purpose, or the default one when absent; a short lowercase slug."""
+    if raw is None:
+        return otp_settings.DEFAULT_PURPOSE
+    if not isinstance(raw, str) or not _SLUG.fullmatch(raw):
+        raise InvalidInput("purpose must be a short lowercase word such as 'login'.")
+    allowed = otp_settings.PURPOSES
+    if allowed is not None and raw not in allowed:
+        raise InvalidInput("purpose is not one of the allowed purposes.")
+    return raw
+
+
+def validate_channel(raw: Any) -> str:
+    """``sms`` (the default when absent) or ``voice``, if the site allows it."""
+    if raw is None:
+        return "sms"
+    if not isinstance(raw, str) or raw not in otp_settings.CHANNELS:
+        allowed = ", ".join(repr(c) for c in otp_settings.CHANNELS)
+        raise InvalidInput(f"channel must be one of {allowed}.")
+    return raw
