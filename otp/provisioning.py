@@ -23,7 +23,9 @@ from otp.providers.infobip_management import InfobipManagementClient, NotFound
 
 DEFAULT_NAME = "django-otp"
 DEFAULT_MESSAGE_TEXT = "Your verification code is {{pin}}"
-DEFAULT_VERIFY_PIN_LIMIT = "1/3s"
+# Infobip's default, 1/3s per number, turns a quick retype after a typo into a
+# 429; the app's own per-PIN, per-phone and per-IP limits bound guessing.
+DEFAULT_VERIFY_PIN_LIMIT = "10/1m"
 DEFAULT_SEND_PIN_PER_APPLICATION_LIMIT = "10000/1d"
 DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT = "5/1d"
 DEFAULT_LANGUAGE = "en"

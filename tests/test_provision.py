@@ -34,7 +34,7 @@ WANTED_APP = {
         "pinAttempts": 5,
         "allowMultiplePinVerifications": False,
         "pinTimeToLive": "5m",
-        "verifyPinLimit": "1/3s",
+        "verifyPinLimit": "10/1m",
         "sendPinPerApplicationLimit": "10000/1d",
         "sendPinPerPhoneNumberLimit": "5/1d",
     },
@@ -121,7 +121,7 @@ def test_create_accepts_201(http):
 
 def test_update_of_drifted_app_and_template(http, configured_ids):
     drifted_app = merged(LIVE_APP, pinAttempts=10, allowMultiplePinVerifications=True, pinTimeToLive="15m",
-                         verifyPinLimit="1/3000ms")  # same limit, other spelling: not a change
+                         verifyPinLimit="10/60s")  # same limit, other spelling: not a change
     drifted_template = {**LIVE_TEMPLATE, "messageText": "Your pin is {{pin}}", "pinLength": 4}
     email_template = {"messageId": "EMAIL1", "emailTemplateId": 42, "pinType": "NUMERIC", "pinLength": 4}
     http.get(APPS, json=[OTHER_APP, drifted_app])
@@ -143,7 +143,7 @@ def test_missing_configuration_fields_count_as_infobip_defaults(http):
     http.get(MESSAGES, json=[LIVE_TEMPLATE])
     out, _ = run()
     assert "pinAttempts: 10 -> 5" in out and 'sendPinPerPhoneNumberLimit: "3/1d" -> "5/1d"' in out
-    assert 'verifyPinLimit' not in out  # Infobip's default 1/3s is ours too
+    assert 'verifyPinLimit: "1/3s" -> "10/1m"' in out  # Infobip's default is too tight for retyping
 
 
 def test_up_to_date_makes_only_gets(http):

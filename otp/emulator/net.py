@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
+from otp.net import is_loopback
+
+__all__ = ["NotLoopback", "check_loopback", "is_loopback"]
 
 
 class NotLoopback(ValueError):
     """The emulator was asked to listen on a non-loopback address."""
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP address (no name resolution)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_loopback(host: str) -> str:

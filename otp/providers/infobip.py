@@ -9,7 +9,6 @@ to Infobip is authenticated, timed and mapped the same way.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -28,6 +27,7 @@ from otp.exceptions import (
     ProviderUnavailable,
 )
 from otp.providers.base import SMS, VOICE, BaseProvider, SendResult, VerifyResult
+from otp.net import is_loopback
 from otp.redaction import install_transport_log_filter
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,6 @@ _UNREACHABLE_NC = {"NC_DESTINATION_NOT_REACHABLE", "NC_NOT_REACHABLE"}
 
 class InvalidBaseUrl(ValueError):
     """``base_url`` is empty, malformed, or plain http to a non-loopback host."""
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def normalize_base_url(raw: str) -> str:
@@ -67,7 +58,7 @@ def normalize_base_url(raw: str) -> str:
         raise InvalidBaseUrl(f"{raw!r} is not an http(s) URL")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise InvalidBaseUrl(f"{raw!r} must be a bare host or a URL without query or credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise InvalidBaseUrl(f"{raw!r} uses plain http; only loopback hosts may (use https)")
     return raw
 
