@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import phonenumbers
 
+from django.utils.translation import gettext as _
 from otp.conf import otp_settings
 from otp.exceptions import DestinationNotAllowed
 
@@ -24,8 +25,8 @@ def check_destination(phone: str) -> str:
     region = phonenumbers.region_code_for_number(parsed) or "ZZ"
     allowed_regions = otp_settings.ALLOWED_REGIONS
     if allowed_regions is not None and region not in {r.upper() for r in allowed_regions}:
-        raise DestinationNotAllowed("Phone numbers from this country are not supported.", reason="region")
+        raise DestinationNotAllowed(_("Phone numbers from this country are not supported."), reason="region")
     allowed_types = {t.upper() for t in otp_settings.ALLOWED_NUMBER_TYPES or ()}
     if _TYPE_NAMES.get(phonenumbers.number_type(parsed), "UNKNOWN") not in allowed_types:
-        raise DestinationNotAllowed("This type of phone number cannot receive codes.", reason="number_type")
+        raise DestinationNotAllowed(_("This type of phone number cannot receive codes."), reason="number_type")
     return region

@@ -8,12 +8,13 @@ from typing import IO, Any
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
 
+from django.utils.translation import gettext_lazy as _
 from otp.conf import otp_settings
 
 
 class RequestTooLarge(APIException):
     status_code = 413
-    default_detail = "Request body is too large."
+    default_detail = _("Request body is too large.")
     default_code = "payload_too_large"
 
 
@@ -39,4 +40,4 @@ class BoundedJSONParser(BaseParser):
         try:
             return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError) as err:
-            raise ParseError("Request body must be valid JSON.") from err
+            raise ParseError(_("Request body must be valid JSON.")) from err

@@ -17,6 +17,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from django.utils.translation import gettext_lazy as _
 from otp.tokens import InvalidToken, read_token
 
 HEADER = "HTTP_X_VERIFICATION_TOKEN"
@@ -35,7 +36,7 @@ def token_from_request(request: Request) -> str | None:
 class PhoneVerified(BasePermission):
     """Grants access when the request carries a valid token; sets ``request.verified_phone``."""
 
-    message = "A valid phone verification token is required."
+    message = _("A valid phone verification token is required.")
     purpose: str | None = None
 
     @classmethod

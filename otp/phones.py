@@ -6,6 +6,7 @@ from typing import Any
 
 import phonenumbers
 
+from django.utils.translation import gettext as _
 from otp.exceptions import InvalidPhoneNumber
 
 # Generous for formatting characters, far below anything abusive.
@@ -19,19 +20,19 @@ def normalize_phone(raw: Any, default_region: str | None = None) -> str:
     ``+14155552671``. A number without ``+`` needs ``default_region``.
     """
     if not isinstance(raw, str):
-        raise InvalidPhoneNumber("phoneNumber must be a string.")
+        raise InvalidPhoneNumber(_("phoneNumber must be a string."))
     if not raw.strip():
-        raise InvalidPhoneNumber("phoneNumber is required.")
+        raise InvalidPhoneNumber(_("phoneNumber is required."))
     if len(raw) > MAX_RAW_LENGTH or any(ch < " " or ch == "\x7f" for ch in raw):
-        raise InvalidPhoneNumber("phoneNumber is not a valid phone number.")
+        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number."))
     if not raw.lstrip().startswith(("+", "\uff0b")) and not default_region:  # ASCII or full-width plus
         raise InvalidPhoneNumber(
-            "phoneNumber must be in international format, starting with + and the country code."
+            _("phoneNumber must be in international format, starting with + and the country code.")
         )
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as err:
-        raise InvalidPhoneNumber("phoneNumber is not a valid phone number.") from err
+        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number.")) from err
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhoneNumber("phoneNumber is not a valid phone number.")
+        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number."))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

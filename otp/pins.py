@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils.translation import gettext as _
 from otp.exceptions import InvalidInput
 
 
@@ -15,7 +16,7 @@ def validate_pin(raw: Any, length: int) -> str:
     provider would not, so they are refused here.
     """
     if not isinstance(raw, str):
-        raise InvalidInput("pin must be a string.")
+        raise InvalidInput(_("pin must be a string."))
     if not re.fullmatch(r"[0-9]{%d}" % length, raw):
-        raise InvalidInput(f"pin must be exactly {length} digits.")
+        raise InvalidInput(_("pin must be exactly %(length)d digits.") % {"length": length})
     return raw

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils.translation import gettext as _
 from otp.conf import otp_settings
 from otp.exceptions import InvalidInput
 
@@ -16,10 +17,10 @@ def validate_purpose(raw: Any) -> str:
     if raw is None:
         return otp_settings.DEFAULT_PURPOSE
     if not isinstance(raw, str) or not _SLUG.fullmatch(raw):
-        raise InvalidInput("purpose must be a short lowercase word such as 'login'.")
+        raise InvalidInput(_("purpose must be a short lowercase word such as 'login'."))
     allowed = otp_settings.PURPOSES
     if allowed is not None and raw not in allowed:
-        raise InvalidInput("purpose is not one of the allowed purposes.")
+        raise InvalidInput(_("purpose is not one of the allowed purposes."))
     return raw
 
 
@@ -29,5 +30,5 @@ def validate_channel(raw: Any) -> str:
         return "sms"
     if not isinstance(raw, str) or raw not in otp_settings.CHANNELS:
         allowed = ", ".join(repr(c) for c in otp_settings.CHANNELS)
-        raise InvalidInput(f"channel must be one of {allowed}.")
+        raise InvalidInput(_("channel must be one of %(channels)s.") % {"channels": allowed})
     return raw

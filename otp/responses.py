@@ -15,6 +15,7 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from django.utils.translation import gettext_lazy as _
 from otp import events
 from otp.exceptions import (
     BudgetExhausted,
@@ -30,26 +31,26 @@ from otp.exceptions import (
 
 logger = logging.getLogger(__name__)
 
-INVALID_OTP = "Invalid or expired OTP."
-SEND_FAILED = "Unable to send a code to this number."
-UNAVAILABLE = "The verification service is temporarily unavailable. Please try again later."
-SERVER_ERROR = "Internal server error."
-RATE_LIMITED = "Too many requests. Please try again later."
+INVALID_OTP = _("Invalid or expired OTP.")
+SEND_FAILED = _("Unable to send a code to this number.")
+UNAVAILABLE = _("The verification service is temporarily unavailable. Please try again later.")
+SERVER_ERROR = _("Internal server error.")
+RATE_LIMITED = _("Too many requests. Please try again later.")
 # Coarse on purpose: a client learns "later", not the provider's exact window.
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
 
-def error_body(message: str, code: str) -> dict[str, str]:
-    return {"error": message, "code": code}
+def error_body(message: Any, code: str) -> dict[str, str]:
+    return {"error": str(message), "code": code}
 
 
 def _drf_message(exc: drf_exceptions.APIException) -> tuple[str, str]:
     if isinstance(exc, drf_exceptions.ParseError):
-        return "Request body must be valid JSON.", "invalid_json"
+        return str(_("Request body must be valid JSON.")), "invalid_json"
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
-        return "Content-Type must be application/json.", "unsupported_media_type"
+        return str(_("Content-Type must be application/json.")), "unsupported_media_type"
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
-        return "Method not allowed.", "method_not_allowed"
+        return str(_("Method not allowed.")), "method_not_allowed"
     if isinstance(exc, drf_exceptions.Throttled):
         return RATE_LIMITED, "rate_limited"
     detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
@@ -97,15 +98,15 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
+    return JsonResponse(error_body(_("Bad request."), "bad_request"), status=400)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("Forbidden.", "forbidden"), status=403)
+    return JsonResponse(error_body(_("Forbidden."), "forbidden"), status=403)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("Not found.", "not_found"), status=404)
+    return JsonResponse(error_body(_("Not found."), "not_found"), status=404)
 
 
 def handler500(request: HttpRequest) -> JsonResponse:

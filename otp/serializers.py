@@ -6,11 +6,15 @@ from typing import Any
 
 from rest_framework import serializers
 
+from django.utils.translation import gettext_lazy as _
 from otp.conf import otp_settings
-from otp.exceptions import InvalidInput
+from otp.exceptions import InvalidInput, InvalidPhoneNumber
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
 from otp.purposes import validate_channel, validate_purpose
+
+
+_APP_CODES = {InvalidPhoneNumber.code}
 
 
 class _ValidatedField(serializers.Field):
@@ -18,8 +22,8 @@ class _ValidatedField(serializers.Field):
 
     def __init__(self, *, public_name: str, **kwargs: Any) -> None:
         kwargs.setdefault("error_messages", {
-            "required": f"{public_name} is required.",
-            "null": f"{public_name} is required.",
+            "required": _("%(field)s is required.") % {"field": public_name},
+            "null": _("%(field)s is required.") % {"field": public_name},
         })
         super().__init__(**kwargs)
 
@@ -30,7 +34,7 @@ class _ValidatedField(serializers.Field):
         try:
             return self.validate(data)
         except InvalidInput as err:
-            raise serializers.ValidationError(str(err)) from err
+            raise serializers.ValidationError(str(err), code=err.code) from err
 
     def to_representation(self, value: str) -> str:
         return value
@@ -60,14 +64,14 @@ class _StrictSerializer(serializers.Serializer):
     """Refuses bodies that are not objects and fields it does not know."""
 
     default_error_messages = {
-        "invalid": "Request body must be a JSON object.",
-        "null": "Request body must be a JSON object.",
+        "invalid": _("Request body must be a JSON object."),
+        "null": _("Request body must be a JSON object."),
     }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(self.initial_data) - set(self.fields))
         if unknown:
-            raise serializers.ValidationError(f"Unknown field: {unknown[0][:40]}.")
+            raise serializers.ValidationError(_("Unknown field: %(field)s.") % {"field": unknown[0][:40]})
         return attrs
 
 
@@ -83,10 +87,12 @@ class VerifyCodeSerializer(_StrictSerializer):
     purpose = PurposeField(public_name="purpose", required=False)
 
 
-def first_error(errors: Any) -> str:
-    """The first human message of a DRF ``errors`` structure."""
+def first_error(errors: Any) -> tuple[str, str]:
+    """The first human message of a DRF ``errors`` structure, and the app's code for it."""
     while isinstance(errors, (dict, list)):
         if not errors:
-            return "Invalid request."
+            return str(_("Invalid request.")), InvalidInput.code
         errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
-    return str(errors)
+    code = getattr(errors, "code", None)
+    # The app's own codes pass through; DRF's ("required", "null"...) are generic.
+    return str(errors), code if code in _APP_CODES else InvalidInput.code

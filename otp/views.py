@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from django.utils.translation import gettext_lazy as _
 from otp import events, iplimits, services, tokens
 from otp.client_ip import client_ip
 from otp.exceptions import InvalidInput
@@ -21,8 +22,8 @@ from otp.parsers import BoundedJSONParser
 from otp.responses import otp_exception_handler
 from otp.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
 
-SENT_MESSAGE = "OTP sent successfully."
-VERIFIED_MESSAGE = "OTP verified successfully."
+SENT_MESSAGE = _("OTP sent successfully.")
+VERIFIED_MESSAGE = _("OTP verified successfully.")
 
 
 # The send must commit its row before calling the provider, so the app's views
@@ -57,10 +58,13 @@ class OtpAPIView(APIView):
     def validated(self, request: Request) -> dict[str, Any]:
         """The normalised input, after the IP limit; bad input counts against nothing."""
         if not isinstance(request.data, dict):
-            raise InvalidInput("Request body must be a JSON object.")
+            raise InvalidInput(str(_("Request body must be a JSON object.")))
         serializer = self.serializer_class(data=request.data)
         if not serializer.is_valid():
-            raise InvalidInput(first_error(serializer.errors))
+            message, code = first_error(serializer.errors)
+            error = InvalidInput(message)
+            error.code = code
+            raise error
         data = serializer.validated_data
         iplimits.check_ip_limit(request, self.ip_scope, phone=data.get("phoneNumber"))
         return data
@@ -74,7 +78,7 @@ class SendCodeView(OtpAPIView):
         data = self.validated(request)
         services.send_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
                            channel=data.get("channel", "sms"))
-        return Response({"message": SENT_MESSAGE})
+        return Response({"message": str(SENT_MESSAGE)})
 
 
 class ResendCodeView(SendCodeView):
@@ -82,7 +86,7 @@ class ResendCodeView(SendCodeView):
         data = self.validated(request)
         services.resend_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
                              channel=data.get("channel", "sms"))
-        return Response({"message": SENT_MESSAGE})
+        return Response({"message": str(SENT_MESSAGE)})
 
 
 class VerifyCodeView(OtpAPIView):
@@ -93,4 +97,4 @@ class VerifyCodeView(OtpAPIView):
         data = self.validated(request)
         attempt = services.verify_code(data["phoneNumber"], data["pin"], purpose=data.get("purpose"))
         token = tokens.make_token(attempt.phone, attempt.purpose)
-        return Response({"message": VERIFIED_MESSAGE, "verificationToken": token})
+        return Response({"message": str(VERIFIED_MESSAGE), "verificationToken": token})

@@ -43,6 +43,8 @@ MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Messages follow Accept-Language; with none, they are English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -109,6 +111,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# User-facing messages ship in these languages (otp/locale).
+LANGUAGES = [("en", "English"), ("es", "Español")]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -171,6 +175,8 @@ _LIMIT_SETTINGS = {
     "PREFIX_STRIP_DIGITS": int, "MAX_SENDS_PER_PREFIX_PER_HOUR": int, "PREFIX_BLOCK_SECONDS": int,
     "MAX_SENDS_PER_COUNTRY_PER_HOUR": int, "COUNTRY_BLOCK_SECONDS": int,
     "MAX_SENDS_PER_HOUR": int, "MAX_SENDS_PER_DAY": int,
+    "CIRCUIT_FAILURES": int, "CIRCUIT_OPEN_SECONDS": int,
+    "PROVIDER_MAX_CONCURRENCY": int, "PROVIDER_QUEUE_TIMEOUT_SECONDS": float,
 }
 for _name, _cast in _LIMIT_SETTINGS.items():
     _raw = env.str(f"OTP_{_name}", default="")

@@ -12,6 +12,8 @@ SECRET_KEY = "tests-only-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 USE_TZ = True
+LANGUAGE_CODE = "en-us"
+LANGUAGES = [("en", "English"), ("es", "Español")]
 TIME_ZONE = "UTC"
 
 INSTALLED_APPS = [
@@ -26,6 +28,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Messages follow Accept-Language; with none, they are English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
