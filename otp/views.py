@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from otp import events, iplimits, services, tokens
 from otp.client_ip import client_ip
 from otp.exceptions import InvalidInput
+from otp.openapi import send_schema, verify_schema
 from otp.parsers import BoundedJSONParser
 from otp.responses import otp_exception_handler
 from otp.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
@@ -74,6 +75,7 @@ class SendCodeView(OtpAPIView):
     serializer_class = SendCodeSerializer
     ip_scope = iplimits.SEND
 
+    @send_schema(SendCodeSerializer, "Send a PIN")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
         services.send_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
@@ -82,6 +84,7 @@ class SendCodeView(OtpAPIView):
 
 
 class ResendCodeView(SendCodeView):
+    @send_schema(SendCodeSerializer, "Deliver the PIN in flight again (a send when none is live)")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
         services.resend_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
@@ -93,6 +96,7 @@ class VerifyCodeView(OtpAPIView):
     serializer_class = VerifyCodeSerializer
     ip_scope = iplimits.VERIFY
 
+    @verify_schema(VerifyCodeSerializer)
     def post(self, request: Request) -> Response:
         data = self.validated(request)
         attempt = services.verify_code(data["phoneNumber"], data["pin"], purpose=data.get("purpose"))

@@ -23,8 +23,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "rest_framework",
+    "drf_spectacular",
     "otp",
 ]
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "otp.openapi.strip_trailing_slashes"],
+}
 MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

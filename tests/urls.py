@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -8,6 +10,7 @@ from otp.health import healthz
 from otp.permissions import PhoneVerified
 
 
+@extend_schema(exclude=True)
 class ProtectedView(APIView):
     """Stands in for a site's own view that requires a verified phone."""
 
@@ -20,6 +23,8 @@ class ProtectedView(APIView):
 urlpatterns = [
     path("healthz", healthz),
     path("protected", ProtectedView.as_view()),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema")),
     path("admin/", admin.site.urls),
     path("", include("otp.urls")),
 ]
