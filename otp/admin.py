@@ -71,14 +71,32 @@ class EstimatedCountPaginator(Paginator):
 
 @admin.register(OtpAttempt)
 class OtpAttemptAdmin(admin.ModelAdmin):
-    list_display = ("masked_phone", "status", "channel", "created_at", "expires_at", "verified_at",
-                    "failed_verifies", "user")
+    list_display = (
+        "masked_phone",
+        "status",
+        "channel",
+        "created_at",
+        "expires_at",
+        "verified_at",
+        "failed_verifies",
+        "user",
+    )
     list_filter = ("status", "created_at")
     date_hierarchy = "created_at"
     list_select_related = ("user",)
     # pin_id is a secret: it is in none of these, and the page shows only them.
-    fields = ("masked_phone", "status", "channel", "provider", "failed_verifies", "resends", "user",
-              "created_at", "expires_at", "verified_at")
+    fields = (
+        "masked_phone",
+        "status",
+        "channel",
+        "provider",
+        "failed_verifies",
+        "resends",
+        "user",
+        "created_at",
+        "expires_at",
+        "verified_at",
+    )
     readonly_fields = fields
     # Shows the search box; the search itself is get_search_results below.
     search_fields = ("phone",)
@@ -106,8 +124,7 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         try:
             phone = normalize_phone(search_term, otp_settings.DEFAULT_REGION)
         except InvalidPhoneNumber:
-            self.message_user(request, _("Search by a full, valid phone number, e.g. +14155552671."),
-                              messages.WARNING)
+            self.message_user(request, _("Search by a full, valid phone number, e.g. +14155552671."), messages.WARNING)
             return queryset.none(), False
         return queryset.filter(phone=phone), False
 
@@ -117,8 +134,9 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         # over a large table from loading every primary key.
         open_ = queryset.filter(status__in=(AttemptStatus.PENDING, AttemptStatus.SENDING))
         closed = invalidate_attempts(open_.values_list("pk", flat=True))
-        self.message_user(request, ngettext("%d attempt invalidated.", "%d attempts invalidated.", closed)
-                          % closed, messages.SUCCESS)
+        self.message_user(
+            request, ngettext("%d attempt invalidated.", "%d attempts invalidated.", closed) % closed, messages.SUCCESS
+        )
 
     def has_invalidate_permission(self, request: HttpRequest) -> bool:
         # Fields are never editable, but closing a code is a change: only staff

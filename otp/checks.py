@@ -17,7 +17,6 @@ from otp.conf import MAX_CODE_TTL_SECONDS, otp_settings
 from otp.exceptions import OtpConfigurationError
 from otp.providers import load_provider_class
 
-
 # django-ratelimit's rate grammar: count "/" optional multiplier and unit.
 _RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")
 
@@ -31,18 +30,21 @@ def check_provider(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     try:
         cls = load_provider_class(otp_settings.PROVIDER)
     except OtpConfigurationError as err:
-        return [Error(
-            f"No usable OTP provider: {err}",
-            hint="Set OTP['PROVIDER'], e.g. 'otp.providers.infobip.InfobipProvider'.",
-            id="otp.E001",
-        )]
+        return [
+            Error(
+                f"No usable OTP provider: {err}",
+                hint="Set OTP['PROVIDER'], e.g. 'otp.providers.infobip.InfobipProvider'.",
+                id="otp.E001",
+            )
+        ]
     if cls.is_development_only and not settings.DEBUG:
-        return [Error(
-            f"{cls.__name__} is configured while DEBUG is off: it sends no real SMS "
-            "and writes PINs to the log.",
-            hint="Configure the Infobip provider for production.",
-            id="otp.E002",
-        )]
+        return [
+            Error(
+                f"{cls.__name__} is configured while DEBUG is off: it sends no real SMS and writes PINs to the log.",
+                hint="Configure the Infobip provider for production.",
+                id="otp.E002",
+            )
+        ]
     return list(cls.check_options(otp_settings.PROVIDER_OPTIONS))
 
 
@@ -51,25 +53,37 @@ def check_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     pin_length = otp_settings.PIN_LENGTH
     if not _is_int(pin_length) or not 6 <= pin_length <= 10:
-        errors.append(Error("OTP['PIN_LENGTH'] must be an integer from 6 to 10.",
-                            hint="NIST SP 800-63B asks for at least 6 digits.", id="otp.E003"))
+        errors.append(
+            Error(
+                "OTP['PIN_LENGTH'] must be an integer from 6 to 10.",
+                hint="NIST SP 800-63B asks for at least 6 digits.",
+                id="otp.E003",
+            )
+        )
     ttl = otp_settings.CODE_TTL_SECONDS
     if not _is_int(ttl) or not 1 <= ttl <= MAX_CODE_TTL_SECONDS:
-        errors.append(Error(f"OTP['CODE_TTL_SECONDS'] must be an integer from 1 to {MAX_CODE_TTL_SECONDS}.",
-                            hint="A PIN may live at most 10 minutes.", id="otp.E004"))
+        errors.append(
+            Error(
+                f"OTP['CODE_TTL_SECONDS'] must be an integer from 1 to {MAX_CODE_TTL_SECONDS}.",
+                hint="A PIN may live at most 10 minutes.",
+                id="otp.E004",
+            )
+        )
     attempts = otp_settings.MAX_VERIFY_ATTEMPTS
     if not _is_int(attempts) or not 1 <= attempts <= 10:
-        errors.append(Error("OTP['MAX_VERIFY_ATTEMPTS'] must be an integer from 1 to 10.",
-                            id="otp.E005"))
+        errors.append(Error("OTP['MAX_VERIFY_ATTEMPTS'] must be an integer from 1 to 10.", id="otp.E005"))
     region = otp_settings.DEFAULT_REGION
     if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
-        errors.append(Error(f"OTP['DEFAULT_REGION'] = {region!r} is not a supported region code.",
-                            hint="Use an ISO 3166-1 alpha-2 code such as 'US', or None.",
-                            id="otp.E006"))
+        errors.append(
+            Error(
+                f"OTP['DEFAULT_REGION'] = {region!r} is not a supported region code.",
+                hint="Use an ISO 3166-1 alpha-2 code such as 'US', or None.",
+                id="otp.E006",
+            )
+        )
     max_bytes = otp_settings.MAX_REQUEST_BYTES
     if not _is_int(max_bytes) or max_bytes < 128:
-        errors.append(Error("OTP['MAX_REQUEST_BYTES'] must be an integer of at least 128.",
-                            id="otp.E007"))
+        errors.append(Error("OTP['MAX_REQUEST_BYTES'] must be an integer of at least 128.", id="otp.E007"))
     retention = otp_settings.RETENTION_DAYS
     if not _is_int(retention) or retention < 0:
         errors.append(Error("OTP['RETENTION_DAYS'] must be a non-negative integer.", id="otp.E008"))
@@ -96,43 +110,58 @@ def _ip_limits_on() -> bool:
 @register(Tags.security)
 def check_limiter_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if _ip_limits_on() and _limiter_cache_is_local():
-        return [Warning(
-            "IP limits are per process: the rate-limit cache is not shared.",
-            hint="Point RATELIMIT_USE_CACHE at a shared cache such as Redis (REDIS_URL in otpsite).",
-            id="otp.W020",
-        )]
+        return [
+            Warning(
+                "IP limits are per process: the rate-limit cache is not shared.",
+                hint="Point RATELIMIT_USE_CACHE at a shared cache such as Redis (REDIS_URL in otpsite).",
+                id="otp.W020",
+            )
+        ]
     return []
 
 
 @register(Tags.security, deploy=True)
 def check_limiter_cache_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if _ip_limits_on() and _limiter_cache_is_local():
-        return [Error(
-            "IP limits need a shared cache in production; the rate-limit cache is per process.",
-            hint="Point RATELIMIT_USE_CACHE at Redis or Memcached.",
-            id="otp.E021",
-        )]
+        return [
+            Error(
+                "IP limits need a shared cache in production; the rate-limit cache is per process.",
+                hint="Point RATELIMIT_USE_CACHE at Redis or Memcached.",
+                id="otp.E021",
+            )
+        ]
     return []
 
 
 @register(Tags.security, deploy=True)
 def check_allowed_regions_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if otp_settings.ALLOWED_REGIONS is None:
-        return [Warning(
-            "OTP['ALLOWED_REGIONS'] is not set: codes may be sent to every country.",
-            hint="List the regions your users live in; SMS pumping targets the others.",
-            id="otp.W022",
-        )]
+        return [
+            Warning(
+                "OTP['ALLOWED_REGIONS'] is not set: codes may be sent to every country.",
+                hint="List the regions your users live in; SMS pumping targets the others.",
+                id="otp.W022",
+            )
+        ]
     return []
 
 
 _OPTIONAL_COUNTS = (
-    "MAX_SENDS_PER_PHONE_PER_DAY", "MAX_FAILURES_PER_PHONE", "MAX_SENDS_PER_PREFIX_PER_HOUR",
-    "MAX_SENDS_PER_COUNTRY_PER_HOUR", "MAX_SENDS_PER_HOUR", "MAX_SENDS_PER_DAY",
+    "MAX_SENDS_PER_PHONE_PER_DAY",
+    "MAX_FAILURES_PER_PHONE",
+    "MAX_SENDS_PER_PREFIX_PER_HOUR",
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR",
+    "MAX_SENDS_PER_HOUR",
+    "MAX_SENDS_PER_DAY",
 )
 _SECONDS = (
-    "RESEND_COOLDOWN_SECONDS", "RESEND_COOLDOWN_MAX_SECONDS", "FAILURE_BACKOFF_SECONDS",
-    "FAILURE_BACKOFF_MAX_SECONDS", "PREFIX_BLOCK_SECONDS", "COUNTRY_BLOCK_SECONDS", "TRUSTED_PROXY_COUNT",
+    "RESEND_COOLDOWN_SECONDS",
+    "RESEND_COOLDOWN_MAX_SECONDS",
+    "FAILURE_BACKOFF_SECONDS",
+    "FAILURE_BACKOFF_MAX_SECONDS",
+    "PREFIX_BLOCK_SECONDS",
+    "COUNTRY_BLOCK_SECONDS",
+    "TRUSTED_PROXY_COUNT",
     "PREFIX_STRIP_DIGITS",
 )
 
@@ -150,23 +179,33 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             errors.append(Error(f"OTP['{name}'] must be a non-negative integer.", id="otp.E024"))
     failures = otp_settings.MAX_FAILURES_PER_PHONE
     if failures is not None and _is_int(failures) and failures > 100:
-        errors.append(Error("OTP['MAX_FAILURES_PER_PHONE'] must be at most 100.",
-                            hint="NIST SP 800-63B caps consecutive failed attempts at 100.", id="otp.E025"))
+        errors.append(
+            Error(
+                "OTP['MAX_FAILURES_PER_PHONE'] must be at most 100.",
+                hint="NIST SP 800-63B caps consecutive failed attempts at 100.",
+                id="otp.E025",
+            )
+        )
     for name in ("IP_SEND_RATE", "IP_VERIFY_RATE"):
         value = getattr(otp_settings, name)
         if value is not None and not (isinstance(value, str) and _RATE.fullmatch(value)):
-            errors.append(Error(f"OTP['{name}'] must look like '5/15m' (count/period) or be None.",
-                                id="otp.E026"))
+            errors.append(Error(f"OTP['{name}'] must look like '5/15m' (count/period) or be None.", id="otp.E026"))
     regions = otp_settings.ALLOWED_REGIONS
     if regions is not None:
         unknown = [r for r in regions if str(r).upper() not in phonenumbers.SUPPORTED_REGIONS]
         if isinstance(regions, str) or unknown:
-            errors.append(Error(f"OTP['ALLOWED_REGIONS'] must be a list of region codes; unknown: {unknown}.",
-                                id="otp.E027"))
+            errors.append(
+                Error(f"OTP['ALLOWED_REGIONS'] must be a list of region codes; unknown: {unknown}.", id="otp.E027")
+            )
     types = otp_settings.ALLOWED_NUMBER_TYPES or ()
     known = {name for name in vars(phonenumbers.PhoneNumberType) if name.isupper()}
     bad_types = [t for t in types if str(t).upper() not in known]
     if isinstance(types, str) or bad_types:
-        errors.append(Error(f"OTP['ALLOWED_NUMBER_TYPES'] has unknown types: {bad_types}.",
-                            hint=f"Use names of phonenumbers.PhoneNumberType: {sorted(known)}.", id="otp.E028"))
+        errors.append(
+            Error(
+                f"OTP['ALLOWED_NUMBER_TYPES'] has unknown types: {bad_types}.",
+                hint=f"Use names of phonenumbers.PhoneNumberType: {sorted(known)}.",
+                id="otp.E028",
+            )
+        )
     return errors

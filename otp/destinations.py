@@ -8,13 +8,14 @@ someone else, so only mobile-capable types are allowed by default.
 from __future__ import annotations
 
 import phonenumbers
-
 from django.utils.translation import gettext as _
+
 from otp.conf import otp_settings
 from otp.exceptions import DestinationNotAllowed
 
 _TYPE_NAMES = {
-    value: name for name, value in vars(phonenumbers.PhoneNumberType).items()
+    value: name
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
     if name.isupper() and isinstance(value, int)
 }
 

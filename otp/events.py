@@ -71,6 +71,9 @@ def log_event(event: str, *, phone: str | None = None, level: int = logging.INFO
         record["phone_hash"] = phone_hash(phone)
     record.update(fields)
     # repr() of each value keeps user-influenced text on one line.
-    message = " ".join(f"{key}={value if isinstance(value, (int, float)) else repr(value)}"
-                       for key, value in record.items() if value is not None)
+    message = " ".join(
+        f"{key}={value if isinstance(value, (int, float)) else repr(value)}"
+        for key, value in record.items()
+        if value is not None
+    )
     logger.log(level, message, extra={"otp_event": record})

@@ -38,8 +38,9 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
     try:
         usage = get_usage(request, group=f"otp.{scope}", key=_ip_key, rate=rate, increment=True)
     except Exception as err:  # any cache client error: we cannot know the count
-        events.log_event(events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation="ip_limit",
-                         error=type(err).__name__)
+        events.log_event(
+            events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation="ip_limit", error=type(err).__name__
+        )
         raise LimiterUnavailable("the rate-limit cache is unavailable") from err
     if usage is None:
         return

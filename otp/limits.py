@@ -42,6 +42,7 @@ def _table(model: type) -> str:
 
 # -- per phone -------------------------------------------------------------------
 
+
 @dataclass
 class PhoneLimits:
     """A phone's state as read under its row lock."""
@@ -130,6 +131,7 @@ def reset_verify_failures(phone: str) -> None:
 
 # -- per prefix, per country, site-wide -------------------------------------------
 
+
 @dataclass(frozen=True)
 class Counter:
     key: str
@@ -143,11 +145,23 @@ def send_counters(phone: str, region: str) -> list[Counter]:
     specs = []
     strip = otp_settings.PREFIX_STRIP_DIGITS or 0
     if otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR is not None:
-        specs.append(Counter(f"prefix:{phone[:len(phone) - strip]}", HOUR,
-                             otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR, otp_settings.PREFIX_BLOCK_SECONDS))
+        specs.append(
+            Counter(
+                f"prefix:{phone[: len(phone) - strip]}",
+                HOUR,
+                otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR,
+                otp_settings.PREFIX_BLOCK_SECONDS,
+            )
+        )
     if otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR is not None:
-        specs.append(Counter(f"country:{region}", HOUR,
-                             otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR, otp_settings.COUNTRY_BLOCK_SECONDS))
+        specs.append(
+            Counter(
+                f"country:{region}",
+                HOUR,
+                otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR,
+                otp_settings.COUNTRY_BLOCK_SECONDS,
+            )
+        )
     if otp_settings.MAX_SENDS_PER_HOUR is not None:
         specs.append(Counter("global:hour", HOUR, otp_settings.MAX_SENDS_PER_HOUR))
     if otp_settings.MAX_SENDS_PER_DAY is not None:
@@ -179,8 +193,10 @@ def count_send(counters: list[Counter], now: int) -> None:
     # A blocked prefix or country increments nothing, not even the budget.
     guard = ""
     if blockable:
-        guard = (f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS b WHERE b.key IN "
-                 f"({', '.join(['%s'] * len(blockable))}) AND b.blocked_until > %s)")
+        guard = (
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS b WHERE b.key IN "
+            f"({', '.join(['%s'] * len(blockable))}) AND b.blocked_until > %s)"
+        )
         params += [*blockable, now]
     same = f"{table}.window_index = excluded.window_index"
     sql = (
@@ -207,8 +223,9 @@ def count_send(counters: list[Counter], now: int) -> None:
         else:
             _alert_budget(counter, used, window_index, alert_level)
             if used > counter.limit:
-                raise BudgetExhausted(f"{counter.key} send budget spent",
-                                      retry_after=coarse((window_index + 1) * counter.window - now))
+                raise BudgetExhausted(
+                    f"{counter.key} send budget spent", retry_after=coarse((window_index + 1) * counter.window - now)
+                )
 
 
 def _raise_for_block(keys: list[str], now: int) -> None:
@@ -230,9 +247,7 @@ class VelocityTripped(RateLimited):
         self.now = now
 
     def persist(self) -> None:
-        RateCounter.objects.filter(key=self.counter.key).update(
-            blocked_until=self.now + self.counter.block_seconds
-        )
+        RateCounter.objects.filter(key=self.counter.key).update(blocked_until=self.now + self.counter.block_seconds)
 
 
 def _alert_budget(counter: Counter, used: float, window_index: int, alert_level: int) -> None:
@@ -242,8 +257,14 @@ def _alert_budget(counter: Counter, used: float, window_index: int, alert_level:
         return
     level = max(due)
     # Only the request that moves the level up logs, once per threshold and window.
-    claimed = RateCounter.objects.filter(key=counter.key, window_index=window_index,
-                                         alert_level__lt=level).update(alert_level=level)
+    claimed = RateCounter.objects.filter(key=counter.key, window_index=window_index, alert_level__lt=level).update(
+        alert_level=level
+    )
     if claimed:
-        log_event(BUDGET_ALERT, level=logging.ERROR if level >= 100 else logging.WARNING,
-                  budget=counter.key, percent=level, limit=counter.limit)
+        log_event(
+            BUDGET_ALERT,
+            level=logging.ERROR if level >= 100 else logging.WARNING,
+            budget=counter.key,
+            percent=level,
+            limit=counter.limit,
+        )

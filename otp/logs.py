@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -27,7 +27,7 @@ request_logger = logging.getLogger("otp.request")
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -64,6 +64,13 @@ class RequestLogMiddleware:
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         }
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
-        request_logger.log(level, "%s %s %s %.1fms", request.method, fields["route"] or "-",
-                           response.status_code, fields["duration_ms"], extra={"request": fields})
+        request_logger.log(
+            level,
+            "%s %s %s %.1fms",
+            request.method,
+            fields["route"] or "-",
+            response.status_code,
+            fields["duration_ms"],
+            extra={"request": fields},
+        )
         return response

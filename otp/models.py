@@ -42,29 +42,43 @@ class OtpAttemptQuerySet(models.QuerySet["OtpAttempt"]):
 class OtpAttempt(models.Model):
     phone = models.CharField(_("phone"), max_length=16, help_text=_("E.164, e.g. +14155552671."))
     pin_id = models.CharField(
-        _("provider reference"), max_length=64, unique=True, null=True, blank=True, editable=False,
+        _("provider reference"),
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
         help_text=_("The provider's pinId. Secret: never shown or logged."),
     )
-    status = models.CharField(_("status"), max_length=16, choices=AttemptStatus.choices,
-                              default=AttemptStatus.SENDING)
+    status = models.CharField(_("status"), max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.SENDING)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices, default=Channel.SMS)
-    purpose = models.CharField(_("purpose"), max_length=32, default="default",
-                               help_text=_("What the code is for; it verifies only for the same purpose."))
+    purpose = models.CharField(
+        _("purpose"),
+        max_length=32,
+        default="default",
+        help_text=_("What the code is for; it verifies only for the same purpose."),
+    )
     provider = models.CharField(_("provider"), max_length=32, blank=True)
     failed_verifies = models.PositiveIntegerField(
-        _("failed verifies"), default=0,
+        _("failed verifies"),
+        default=0,
         help_text=_("Verify attempts that did not succeed (a slot is reserved before each provider call)."),
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True,
-        on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text=_("The authenticated user who asked for the code, if any."),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     expires_at = models.DateTimeField(_("expires"), db_index=True)
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
-    resends = models.PositiveSmallIntegerField(_("resends"), default=0,
-                                               help_text=_("Times the same PIN was delivered again."))
+    resends = models.PositiveSmallIntegerField(
+        _("resends"), default=0, help_text=_("Times the same PIN was delivered again.")
+    )
 
     objects = OtpAttemptQuerySet.as_manager()
 
@@ -93,7 +107,9 @@ class PhoneState(models.Model):
 
     phone = models.CharField(_("phone"), max_length=16, unique=True)
     recent_sends = models.TextField(
-        _("recent sends"), blank=True, default="",
+        _("recent sends"),
+        blank=True,
+        default="",
         help_text=_("Comma-separated Unix times of the sends of the last 24 hours."),
     )
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
@@ -121,7 +137,9 @@ class RateCounter(models.Model):
     previous_count = models.PositiveIntegerField(_("previous count"), default=0)
     blocked_until = models.BigIntegerField(_("blocked until"), default=0, help_text=_("Unix time; 0 when open."))
     alert_level = models.PositiveSmallIntegerField(
-        _("alert level"), default=0, help_text=_("Highest budget percentage already alerted in this window."),
+        _("alert level"),
+        default=0,
+        help_text=_("Highest budget percentage already alerted in this window."),
     )
 
     class Meta:

@@ -15,6 +15,7 @@ from rest_framework import serializers
 try:
     from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 except ImportError:  # pragma: no cover - exercised by sites without the extra
+
     def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         return lambda target: target
 
@@ -34,9 +35,7 @@ def strip_trailing_slashes(result: dict[str, Any], **kwargs: Any) -> dict[str, A
     The URL patterns accept both spellings (``send-otp/?``); the schema names one.
     """
     paths = result.get("paths", {})
-    result["paths"] = {
-        (path[:-1] if path.endswith(_OTP_PATHS) else path): item for path, item in paths.items()
-    }
+    result["paths"] = {(path[:-1] if path.endswith(_OTP_PATHS) else path): item for path, item in paths.items()}
     return result
 
 
@@ -47,7 +46,8 @@ class MessageSerializer(serializers.Serializer):
 class VerifiedSerializer(serializers.Serializer):
     message = serializers.CharField()
     verificationToken = serializers.CharField(  # noqa: N815 (wire name)
-        help_text="Signed proof of the verified number, valid for VERIFICATION_TOKEN_MAX_AGE_SECONDS.")
+        help_text="Signed proof of the verified number, valid for VERIFICATION_TOKEN_MAX_AGE_SECONDS."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -77,7 +77,7 @@ def send_schema(request: type[serializers.Serializer], summary: str) -> Callable
         return extend_schema()
     return extend_schema(
         summary=summary,
-        description="Errors answer {\"error\", \"code\"}; the PIN and the provider's pinId never appear.",
+        description='Errors answer {"error", "code"}; the PIN and the provider\'s pinId never appear.',
         tags=["otp"],
         request=request,
         responses={200: OpenApiResponse(response=MessageSerializer, description="Accepted."), **_common_errors()},
@@ -98,6 +98,5 @@ def verify_schema(request: type[serializers.Serializer]) -> Callable[[Any], Any]
             401: _error("Wrong, expired, used, superseded, never sent or exhausted: one answer for all."),
             **_common_errors(),
         },
-        examples=[OpenApiExample("Verify", value={"phoneNumber": "+14155552671", "pin": "123456"},
-                                 request_only=True)],
+        examples=[OpenApiExample("Verify", value={"phoneNumber": "+14155552671", "pin": "123456"}, request_only=True)],
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
 
-from django.utils.translation import gettext_lazy as _
 from otp.conf import otp_settings
 
 
@@ -31,8 +31,9 @@ class BoundedJSONParser(BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream: IO[bytes], media_type: str | None = None,
-              parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: dict[str, Any] | None = None
+    ) -> Any:
         limit = otp_settings.MAX_REQUEST_BYTES
         raw = stream.read(limit + 1)
         if len(raw) > limit:

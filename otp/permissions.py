@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from django.utils.translation import gettext_lazy as _
 from otp.tokens import InvalidToken, read_token
 
 HEADER = "HTTP_X_VERIFICATION_TOKEN"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
-
 from django.utils.translation import gettext as _
+
 from otp.exceptions import InvalidPhoneNumber
 
 # Generous for formatting characters, far below anything abusive.

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.utils.translation import gettext as _
+
 from otp.exceptions import InvalidInput
 
 
@@ -17,6 +18,6 @@ def validate_pin(raw: Any, length: int) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidInput(_("pin must be a string."))
-    if not re.fullmatch(r"[0-9]{%d}" % length, raw):
+    if not re.fullmatch(f"[0-9]{{{length}}}", raw):
         raise InvalidInput(_("pin must be exactly %(length)d digits.") % {"length": length})
     return raw

@@ -31,10 +31,32 @@ DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT = "5/1d"
 DEFAULT_LANGUAGE = "en"
 PIN_PLACEHOLDER = "{{pin}}"
 #: Infobip's ``Language`` enum, spelled as the API wants it (underscores).
-LANGUAGES = frozenset({
-    "en", "es", "ca", "da", "nl", "fr", "de", "it", "ja", "ko", "no", "pl", "ru", "sv", "fi", "hr",
-    "sl", "ro", "pt_pt", "pt_br", "zh_cn", "zh_tw",
-})
+LANGUAGES = frozenset(
+    {
+        "en",
+        "es",
+        "ca",
+        "da",
+        "nl",
+        "fr",
+        "de",
+        "it",
+        "ja",
+        "ko",
+        "no",
+        "pl",
+        "ru",
+        "sv",
+        "fi",
+        "hr",
+        "sl",
+        "ro",
+        "pt_pt",
+        "pt_br",
+        "zh_cn",
+        "zh_tw",
+    }
+)
 #: What Infobip applies when a field is left out; an answer without a field means this.
 INFOBIP_DEFAULTS: dict[str, Any] = {
     "enabled": True,
@@ -58,8 +80,14 @@ _LIMIT = re.compile(r"(\d+)/(\d+)?(ms|s|m|h|d)")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # Infobip IDs are hex or digits; anything else must not reach a .env line.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_APP_FIELDS = ("pinAttempts", "allowMultiplePinVerifications", "pinTimeToLive", "verifyPinLimit",
-               "sendPinPerApplicationLimit", "sendPinPerPhoneNumberLimit")
+_APP_FIELDS = (
+    "pinAttempts",
+    "allowMultiplePinVerifications",
+    "pinTimeToLive",
+    "verifyPinLimit",
+    "sendPinPerApplicationLimit",
+    "sendPinPerPhoneNumberLimit",
+)
 
 
 class ProvisioningError(Exception):
@@ -67,6 +95,7 @@ class ProvisioningError(Exception):
 
 
 # -- Infobip's duration and limit strings (reference §3.1) ----------------------
+
 
 def parse_duration(text: Any) -> int:
     """``"5m"`` -> 300000 (milliseconds). ``ValueError`` for anything else."""
@@ -102,6 +131,7 @@ def _same(name: str, live: Any, desired: Any) -> bool:
 
 
 # -- what Infobip should hold -------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Desired:
@@ -171,11 +201,11 @@ def desired_configuration(
     if not name:
         raise ProvisioningError("the application name must not be empty")
     if pin_attempts is not None and not 1 <= pin_attempts <= max_attempts:
-        raise ProvisioningError(f"pinAttempts {pin_attempts} refused: it must be from 1 to the local "
-                                f"MAX_VERIFY_ATTEMPTS ({max_attempts})")
+        raise ProvisioningError(
+            f"pinAttempts {pin_attempts} refused: it must be from 1 to the local MAX_VERIFY_ATTEMPTS ({max_attempts})"
+        )
     if pin_length is not None and pin_length != local_length:
-        raise ProvisioningError(f"pinLength {pin_length} refused: it must equal the local PIN_LENGTH "
-                                f"({local_length})")
+        raise ProvisioningError(f"pinLength {pin_length} refused: it must equal the local PIN_LENGTH ({local_length})")
     language = language or DEFAULT_LANGUAGE
     if language not in LANGUAGES:
         raise ProvisioningError(f"language {language!r} is not one of Infobip's: {', '.join(sorted(LANGUAGES))}")
@@ -185,16 +215,23 @@ def desired_configuration(
         "pinAttempts": max_attempts if pin_attempts is None else pin_attempts,
         # One successful verification ends a PIN, as it does locally.
         "allowMultiplePinVerifications": False,
-        "pinTimeToLive": _checked_duration("pinTimeToLive", pin_ttl or render_duration(ttl_seconds),
-                                           ttl_seconds * 1000, f"the local CODE_TTL_SECONDS ({ttl_seconds}s)"),
-        "verifyPinLimit": _checked_limit("verifyPinLimit", verify_pin_limit or DEFAULT_VERIFY_PIN_LIMIT,
-                                         _DAY_MS),
+        "pinTimeToLive": _checked_duration(
+            "pinTimeToLive",
+            pin_ttl or render_duration(ttl_seconds),
+            ttl_seconds * 1000,
+            f"the local CODE_TTL_SECONDS ({ttl_seconds}s)",
+        ),
+        "verifyPinLimit": _checked_limit("verifyPinLimit", verify_pin_limit or DEFAULT_VERIFY_PIN_LIMIT, _DAY_MS),
         "sendPinPerApplicationLimit": _checked_limit(
-            "sendPinPerApplicationLimit", send_pin_per_application_limit or DEFAULT_SEND_PIN_PER_APPLICATION_LIMIT,
-            _YEAR_MS),
+            "sendPinPerApplicationLimit",
+            send_pin_per_application_limit or DEFAULT_SEND_PIN_PER_APPLICATION_LIMIT,
+            _YEAR_MS,
+        ),
         "sendPinPerPhoneNumberLimit": _checked_limit(
-            "sendPinPerPhoneNumberLimit", send_pin_per_phone_number_limit or DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT,
-            _YEAR_MS),
+            "sendPinPerPhoneNumberLimit",
+            send_pin_per_phone_number_limit or DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT,
+            _YEAR_MS,
+        ),
     }
     template: dict[str, Any] = {
         "messageText": _checked_text(message_text or DEFAULT_MESSAGE_TEXT),
@@ -204,11 +241,11 @@ def desired_configuration(
     }
     if sender_id is not None:
         template["senderId"] = sender_id
-    return Desired(application={"name": name, "enabled": True, "configuration": configuration},
-                   template=template)
+    return Desired(application={"name": name, "enabled": True, "configuration": configuration}, template=template)
 
 
 # -- comparing with what Infobip holds ------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Change:
@@ -253,9 +290,11 @@ def _flatten_application(app: dict[str, Any]) -> dict[str, Any]:
 def _diff(live: dict[str, Any] | None, desired: dict[str, Any]) -> list[Change]:
     if live is None:
         return [Change(name, None, value) for name, value in desired.items()]
-    return [Change(name, live.get(name, INFOBIP_DEFAULTS.get(name)), value)
-            for name, value in desired.items()
-            if not _same(name, live.get(name, INFOBIP_DEFAULTS.get(name)), value)]
+    return [
+        Change(name, live.get(name, INFOBIP_DEFAULTS.get(name)), value)
+        for name, value in desired.items()
+        if not _same(name, live.get(name, INFOBIP_DEFAULTS.get(name)), value)
+    ]
 
 
 def _ident(answer: dict[str, Any], key: str, what: str) -> str:
@@ -271,8 +310,10 @@ def find_application(apps: list[dict[str, Any]], name: str, configured_id: str =
     if len(named) > 1:
         named = [app for app in named if configured_id and app.get("applicationId") == configured_id]
         if not named:
-            raise ProvisioningError(f"several Infobip applications are named {name!r}; set application_id "
-                                    "to the one to manage, or use another --name")
+            raise ProvisioningError(
+                f"several Infobip applications are named {name!r}; set application_id "
+                "to the one to manage, or use another --name"
+            )
     return named[0] if named else None
 
 
@@ -329,6 +370,7 @@ def provision(
 
 # -- compliance --------------------------------------------------------------------
 
+
 def _looser_application(app: dict[str, Any]) -> list[str]:
     flat = _flatten_application(app)
     ttl_seconds = otp_settings.CODE_TTL_SECONDS
@@ -362,7 +404,11 @@ def _looser_template(template: dict[str, Any]) -> list[str]:
 
 
 def check_compliance(
-    client: InfobipManagementClient, desired: Desired, *, application_id: str = "", message_id: str = "",
+    client: InfobipManagementClient,
+    desired: Desired,
+    *,
+    application_id: str = "",
+    message_id: str = "",
 ) -> list[str]:
     """Where the live application and template are looser than the local policy (GETs only).
 
@@ -384,8 +430,7 @@ def check_compliance(
         try:
             template = client.get_message(application_id, message_id)
         except NotFound:
-            return [*problems, f"the configured template {message_id} does not exist in application "
-                               f"{application_id}"]
+            return [*problems, f"the configured template {message_id} does not exist in application {application_id}"]
     else:
         template = find_template(client.list_messages(application_id), desired.template["messageText"])
     if template is None:
@@ -395,10 +440,10 @@ def check_compliance(
 
 # -- after provisioning ------------------------------------------------------------
 
+
 def send_test_pin(provider_options: dict[str, Any], application_id: str, message_id: str, phone: str) -> bool:
     """Send one PIN through the provisioned IDs exactly as the site will; True when delivered."""
-    provider = InfobipProvider(**{**provider_options, "application_id": application_id,
-                                  "message_id": message_id})
+    provider = InfobipProvider(**{**provider_options, "application_id": application_id, "message_id": message_id})
     return provider.send(phone).delivered
 
 
@@ -409,7 +454,7 @@ def _env_line_pattern(key: str) -> re.Pattern[bytes]:
 def update_env_text(data: bytes, values: dict[str, str]) -> bytes:
     """Replace the ``KEY=`` lines of ``values`` in ``data``, appending missing keys; all else byte-for-byte."""
     lines = data.splitlines(keepends=True)
-    eol = next((line[len(line.rstrip(b"\r\n")):] for line in lines if line.endswith(b"\n")), b"\n")
+    eol = next((line[len(line.rstrip(b"\r\n")) :] for line in lines if line.endswith(b"\n")), b"\n")
     patterns = {key: _env_line_pattern(key) for key in values}
     seen = set()
     for index, line in enumerate(lines):
@@ -417,7 +462,7 @@ def update_env_text(data: bytes, values: dict[str, str]) -> bytes:
         for key, value in values.items():
             match = patterns[key].fullmatch(body)
             if match:
-                lines[index] = match[1] + f"{key}={value}".encode() + line[len(body):]
+                lines[index] = match[1] + f"{key}={value}".encode() + line[len(body) :]
                 seen.add(key)
     missing = [key for key in values if key not in seen]
     if missing and lines and not lines[-1].endswith((b"\n", b"\r")):

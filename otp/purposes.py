@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.utils.translation import gettext as _
+
 from otp.conf import otp_settings
 from otp.exceptions import InvalidInput
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
-from django.utils.translation import gettext_lazy as _
 from otp import events
 from otp.exceptions import (
     BudgetExhausted,
@@ -68,12 +68,12 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body(SEND_FAILED, exc.code), status=400)
     if isinstance(exc, RateLimited):
         # One body for every limiter: the client learns nothing about which one.
-        return Response(error_body(RATE_LIMITED, exc.code), status=429,
-                        headers={"Retry-After": str(exc.retry_after)})
+        return Response(error_body(RATE_LIMITED, exc.code), status=429, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, (BudgetExhausted, LimiterUnavailable)):
         retry_after = getattr(exc, "retry_after", DEFAULT_RETRY_AFTER_SECONDS)
-        return Response(error_body(UNAVAILABLE, "temporarily_unavailable"), status=503,
-                        headers={"Retry-After": str(retry_after)})
+        return Response(
+            error_body(UNAVAILABLE, "temporarily_unavailable"), status=503, headers={"Retry-After": str(retry_after)}
+        )
     if isinstance(exc, ProviderError):
         if isinstance(exc, ProviderRateLimited):
             headers["Retry-After"] = str(max(exc.retry_after or 0, DEFAULT_RETRY_AFTER_SECONDS))
@@ -84,8 +84,11 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database is down, failing over, or a lock wait timed out.
         events.log_event(events.DATABASE_ERROR, level=logging.ERROR, error=type(exc.__cause__ or exc).__name__)
-        return Response(error_body(UNAVAILABLE, "temporarily_unavailable"), status=503,
-                        headers={"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)})
+        return Response(
+            error_body(UNAVAILABLE, "temporarily_unavailable"),
+            status=503,
+            headers={"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, drf_exceptions.APIException):
         message, code = _drf_message(exc)
         wait = getattr(exc, "wait", None)

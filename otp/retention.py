@@ -72,8 +72,12 @@ def purge_expired(
     except OverflowError:
         raise ValueError("Retention days is too large.") from None
     deleted, batches = _delete_in_batches(OtpAttempt.objects.expired_before(cutoff), batch_size, dry_run)
-    logger.info("OTP retention: %s %d attempts that expired before %s",
-                "would delete" if dry_run else "deleted", deleted, cutoff.isoformat())
+    logger.info(
+        "OTP retention: %s %d attempts that expired before %s",
+        "would delete" if dry_run else "deleted",
+        deleted,
+        cutoff.isoformat(),
+    )
     return PurgeResult(deleted=deleted, batches=batches, dry_run=dry_run, cutoff=cutoff)
 
 
@@ -92,8 +96,9 @@ def erase_phone(phone: str, *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bo
     limit_state = PhoneState.objects.filter(phone=phone)
     if not dry_run:
         limit_state.delete()
-    logger.info("OTP erasure: %s %d attempts of %s",
-                "would delete" if dry_run else "deleted", deleted, mask_phone(phone))
+    logger.info(
+        "OTP erasure: %s %d attempts of %s", "would delete" if dry_run else "deleted", deleted, mask_phone(phone)
+    )
     return EraseResult(deleted=deleted, batches=batches, dry_run=dry_run, phone=phone)
 
 
@@ -110,9 +115,7 @@ def _delete_in_batches(matching: QuerySet[OtpAttempt], batch_size: int, dry_run:
     while True:
         # Keyset walk: each batch starts after the last one, so neither a dry
         # run nor rows a delete skipped are ever read twice.
-        pks = list(
-            matching.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
+        pks = list(matching.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
         if not pks:
             return deleted, batches
         last_pk = pks[-1]

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from django.utils.translation import gettext_lazy as _
 from otp.conf import otp_settings
 from otp.exceptions import InvalidInput, InvalidPhoneNumber
 from otp.openapi import extend_schema_field
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
 from otp.purposes import validate_channel, validate_purpose
-
 
 _APP_CODES = {InvalidPhoneNumber.code}
 
@@ -22,10 +21,13 @@ class _ValidatedField(serializers.Field):
     """A field whose value must be a JSON string accepted by ``validate``."""
 
     def __init__(self, *, public_name: str, **kwargs: Any) -> None:
-        kwargs.setdefault("error_messages", {
-            "required": _("%(field)s is required.") % {"field": public_name},
-            "null": _("%(field)s is required.") % {"field": public_name},
-        })
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "required": _("%(field)s is required.") % {"field": public_name},
+                "null": _("%(field)s is required.") % {"field": public_name},
+            },
+        )
         super().__init__(**kwargs)
 
     def validate(self, value: Any) -> str:
@@ -41,22 +43,41 @@ class _ValidatedField(serializers.Field):
         return value
 
 
-@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 64, "example": "+14155552671",
-                     "description": "E.164, or a formatted number; without + the site's default region applies."})
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "example": "+14155552671",
+        "description": "E.164, or a formatted number; without + the site's default region applies.",
+    }
+)
 class PhoneNumberField(_ValidatedField):
     def validate(self, value: Any) -> str:
         return normalize_phone(value, otp_settings.DEFAULT_REGION)
 
 
-@extend_schema_field({"type": "string", "pattern": "^[0-9]+$", "example": "123456",
-                     "description": "Exactly PIN_LENGTH ASCII digits (6 by default)."})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": "^[0-9]+$",
+        "example": "123456",
+        "description": "Exactly PIN_LENGTH ASCII digits (6 by default).",
+    }
+)
 class PinField(_ValidatedField):
     def validate(self, value: Any) -> str:
         return validate_pin(value, otp_settings.PIN_LENGTH)
 
 
-@extend_schema_field({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$", "example": "login",
-                     "description": "What the code is for; a code verifies only for its purpose."})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$",
+        "example": "login",
+        "description": "What the code is for; a code verifies only for its purpose.",
+    }
+)
 class PurposeField(_ValidatedField):
     def validate(self, value: Any) -> str:
         return validate_purpose(value)

@@ -31,10 +31,10 @@ from otp.exceptions import (
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
-from otp.purposes import validate_channel, validate_purpose
 from otp.provider_calls import call_provider
 from otp.providers import get_provider
 from otp.providers.base import NO_MORE_PIN_ATTEMPTS, SMS, TTL_EXPIRED, SendResult
+from otp.purposes import validate_channel, validate_purpose
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +118,22 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     except DatabaseError:
         # The SMS is out but its pinId is not stored: the row stays "sending"
         # (it never verifies) and an operator can reconcile from this record.
-        events.log_event(events.SEND_ORPHAN, phone=phone, level=logging.ERROR, attempt=attempt.pk,
-                         provider=provider.provider_name)
+        events.log_event(
+            events.SEND_ORPHAN, phone=phone, level=logging.ERROR, attempt=attempt.pk, provider=provider.provider_name
+        )
         raise
     attempt.pin_id = result.pin_id
     attempt.status = AttemptStatus.PENDING
     events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
-    signals.code_sent.send(sender=OtpAttempt, attempt=attempt, phone=phone, user=attempt.user,
-                           purpose=purpose, channel=channel, resend=False)
+    signals.code_sent.send(
+        sender=OtpAttempt,
+        attempt=attempt,
+        phone=phone,
+        user=attempt.user,
+        purpose=purpose,
+        channel=channel,
+        resend=False,
+    )
     return attempt
 
 
@@ -157,8 +165,13 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
             return reserved
     except limits.VelocityTripped as err:
         err.persist()
-        events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.WARNING, reason=err.reason,
-                         block=err.counter.key.split(":")[0])
+        events.log_event(
+            events.SEND_BLOCKED,
+            phone=phone,
+            level=logging.WARNING,
+            reason=err.reason,
+            block=err.counter.key.split(":")[0],
+        )
         signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=err.reason)
         raise
     except RateLimited as err:
@@ -179,16 +192,16 @@ def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
         # together then wait for each other instead of deadlocking.
         list(
             OtpAttempt.objects.select_for_update()
-            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=me), phone=attempt.phone, purpose=attempt.purpose,
-                    pk__lte=me)
+            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=me), phone=attempt.phone, purpose=attempt.purpose, pk__lte=me)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
         # Ours becomes pending unless a newer send superseded it meanwhile (its
         # pinId is kept either way so the row accounts for the SMS); older open
         # ones are superseded.
-        OtpAttempt.objects.filter(Q(pk=me) | Q(pk__lt=me, status__in=_OPEN_STATUSES), phone=attempt.phone,
-                                  purpose=attempt.purpose).update(
+        OtpAttempt.objects.filter(
+            Q(pk=me) | Q(pk__lt=me, status__in=_OPEN_STATUSES), phone=attempt.phone, purpose=attempt.purpose
+        ).update(
             pin_id=Case(When(pk=me, then=Value(pin_id)), default=F("pin_id")),
             status=Case(
                 When(pk=me, status=AttemptStatus.SENDING, then=Value(AttemptStatus.PENDING)),
@@ -214,7 +227,10 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
     def live_attempt() -> OtpAttempt | None:
         return (
             OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
-            .exclude(pin_id=None).only("pk", "phone", "pin_id", "purpose", "user_id").order_by("-pk").first()
+            .exclude(pin_id=None)
+            .only("pk", "phone", "pin_id", "purpose", "user_id")
+            .order_by("-pk")
+            .first()
         )
 
     attempt = _within_send_limits(phone, region, purpose, live_attempt)
@@ -235,8 +251,15 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
         raise SendRejected("the provider did not deliver the message")
     OtpAttempt.objects.filter(pk=attempt.pk).update(resends=F("resends") + 1)
     events.log_event(events.RESEND_ACCEPTED, phone=phone, attempt=attempt.pk, channel=channel)
-    signals.code_sent.send(sender=OtpAttempt, attempt=attempt, phone=phone, user=attempt.user,
-                           purpose=purpose, channel=channel, resend=True)
+    signals.code_sent.send(
+        sender=OtpAttempt,
+        attempt=attempt,
+        phone=phone,
+        user=attempt.user,
+        purpose=purpose,
+        channel=channel,
+        resend=True,
+    )
     return attempt
 
 
@@ -263,8 +286,10 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
     state = PhoneState.objects.filter(phone=OuterRef("phone"))
     attempt = (
         OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING)
-        .annotate(locked_until=Subquery(state.values("locked_until")[:1]),
-                  phone_failures=Subquery(state.values("consecutive_failures")[:1]))
+        .annotate(
+            locked_until=Subquery(state.values("locked_until")[:1]),
+            phone_failures=Subquery(state.values("consecutive_failures")[:1]),
+        )
         .only("pk", "phone", "pin_id", "expires_at", "failed_verifies", "user_id", "purpose")
         .order_by("-pk")
         .first()
@@ -275,8 +300,9 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
     seconds = limits.now_seconds()
     if (attempt.locked_until or 0) > seconds:
         events.log_event(events.RATE_LIMITED, phone=phone, scope="phone_lockout")
-        raise RateLimited("phone locked after failed verifications",
-                          retry_after=limits.coarse(attempt.locked_until - seconds))
+        raise RateLimited(
+            "phone locked after failed verifications", retry_after=limits.coarse(attempt.locked_until - seconds)
+        )
     pending = OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING)
     if attempt.is_expired(now):
         pending.update(status=AttemptStatus.EXPIRED)
@@ -308,9 +334,7 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
         return verified
 
     closing = _CLOSING_PIN_ERRORS.get(result.pin_error or "")
-    if closing is None and (
-        result.attempts_remaining == 0 or attempt.failed_verifies + 1 >= max_attempts
-    ):
+    if closing is None and (result.attempts_remaining == 0 or attempt.failed_verifies + 1 >= max_attempts):
         closing = AttemptStatus.EXHAUSTED
     if closing is not None:
         pending.update(status=closing)
@@ -325,8 +349,14 @@ def _verify_failed(phone: str, purpose: str, reason: str) -> NoReturn:
 
 
 def _log_provider_error(operation: str, phone: str, err: ProviderError) -> None:
-    events.log_event(events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation=operation,
-                     error=type(err).__name__, detail=str(err))
+    events.log_event(
+        events.PROVIDER_ERROR,
+        phone=phone,
+        level=logging.ERROR,
+        operation=operation,
+        error=type(err).__name__,
+        detail=str(err),
+    )
 
 
 def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
@@ -342,8 +372,9 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
             _verify_failed(attempt.phone, attempt.purpose, "closed_meanwhile")
         attempt.status = AttemptStatus.VERIFIED
         attempt.verified_at = verified_at
-        signals.phone_verified.send(sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user,
-                                    purpose=attempt.purpose)
+        signals.phone_verified.send(
+            sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
+        )
     return attempt
 
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from django.db import transaction
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -14,7 +15,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django.utils.translation import gettext_lazy as _
 from otp import events, iplimits, services, tokens
 from otp.client_ip import client_ip
 from otp.exceptions import InvalidInput
@@ -78,8 +78,9 @@ class SendCodeView(OtpAPIView):
     @send_schema(SendCodeSerializer, "Send a PIN")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        services.send_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
-                           channel=data.get("channel", "sms"))
+        services.send_code(
+            data["phoneNumber"], user=request.user, purpose=data.get("purpose"), channel=data.get("channel", "sms")
+        )
         return Response({"message": str(SENT_MESSAGE)})
 
 
@@ -87,8 +88,9 @@ class ResendCodeView(SendCodeView):
     @send_schema(SendCodeSerializer, "Deliver the PIN in flight again (a send when none is live)")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        services.resend_code(data["phoneNumber"], user=request.user, purpose=data.get("purpose"),
-                             channel=data.get("channel", "sms"))
+        services.resend_code(
+            data["phoneNumber"], user=request.user, purpose=data.get("purpose"), channel=data.get("channel", "sms")
+        )
         return Response({"message": str(SENT_MESSAGE)})
 
 

@@ -14,6 +14,7 @@ from tests.conftest import PHONE
 pytestmark = pytest.mark.django_db
 
 INVALID = {"error": "Invalid or expired OTP.", "code": "invalid_or_expired"}
+NOT_INTERNATIONAL = "phoneNumber must be in international format, starting with + and the country code."
 
 
 def test_send_then_verify(otp_api, outbox):
@@ -30,8 +31,12 @@ def test_send_then_verify(otp_api, outbox):
     assert attempt.status == AttemptStatus.VERIFIED and attempt.verified_at is not None
 
 
-@pytest.mark.parametrize("formatted", ["+1 415 555 2671", "+1 (415) 555-2671", "+14155552671",
-                                       "+1-415-555-2671", "\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff12\uff16\uff17\uff11"])
+FULL_WIDTH = "\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff12\uff16\uff17\uff11"  # +14155552671
+
+
+@pytest.mark.parametrize(
+    "formatted", ["+1 415 555 2671", "+1 (415) 555-2671", "+14155552671", "+1-415-555-2671", FULL_WIDTH]
+)
 def test_phone_formats_are_one_number(otp_api, outbox, formatted):
     assert otp_api.send(formatted).status_code == 200
     assert otp_api.verify(outbox[-1].pin, phone="+14155552671").status_code == 200
@@ -51,20 +56,23 @@ def test_trailing_slash_works_without_redirect(api, outbox):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({}, "phoneNumber is required."),
-    ({"phoneNumber": None}, "phoneNumber is required."),
-    ({"phoneNumber": ""}, "phoneNumber is required."),
-    ({"phoneNumber": 14155552671}, "phoneNumber must be a string."),
-    ({"phoneNumber": ["+14155552671"]}, "phoneNumber must be a string."),
-    ({"phoneNumber": "4155552671"}, "phoneNumber must be in international format, starting with + and the country code."),
-    ({"phoneNumber": "+1415555267"}, "phoneNumber is not a valid phone number."),
-    ({"phoneNumber": "+999123456789"}, "phoneNumber is not a valid phone number."),
-    ({"phoneNumber": "hello"}, "phoneNumber must be in international format, starting with + and the country code."),
-    ({"phoneNumber": "+1415555267\r\nFAKE LOG"}, "phoneNumber is not a valid phone number."),
-    ({"phoneNumber": "+1" + "4" * 80}, "phoneNumber is not a valid phone number."),
-    ({"phoneNumber": PHONE, "extra": 1}, "Unknown field: extra."),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "phoneNumber is required."),
+        ({"phoneNumber": None}, "phoneNumber is required."),
+        ({"phoneNumber": ""}, "phoneNumber is required."),
+        ({"phoneNumber": 14155552671}, "phoneNumber must be a string."),
+        ({"phoneNumber": ["+14155552671"]}, "phoneNumber must be a string."),
+        ({"phoneNumber": "4155552671"}, NOT_INTERNATIONAL),
+        ({"phoneNumber": "+1415555267"}, "phoneNumber is not a valid phone number."),
+        ({"phoneNumber": "+999123456789"}, "phoneNumber is not a valid phone number."),
+        ({"phoneNumber": "hello"}, NOT_INTERNATIONAL),
+        ({"phoneNumber": "+1415555267\r\nFAKE LOG"}, "phoneNumber is not a valid phone number."),
+        ({"phoneNumber": "+1" + "4" * 80}, "phoneNumber is not a valid phone number."),
+        ({"phoneNumber": PHONE, "extra": 1}, "Unknown field: extra."),
+    ],
+)
 def test_send_bad_input(otp_api, outbox, body, message):
     response = otp_api.post("/send-otp", body)
     assert response.status_code == 400
@@ -72,20 +80,23 @@ def test_send_bad_input(otp_api, outbox, body, message):
     assert outbox == [] and not OtpAttempt.objects.exists()
 
 
-@pytest.mark.parametrize(("pin", "message"), [
-    (None, "pin is required."),
-    ("", "pin must be exactly 6 digits."),
-    ("12345", "pin must be exactly 6 digits."),
-    ("1234567", "pin must be exactly 6 digits."),
-    ("12a456", "pin must be exactly 6 digits."),
-    (" 123456", "pin must be exactly 6 digits."),
-    ("123456\n", "pin must be exactly 6 digits."),
-    ("\u0661\u0662\u0663\u0664\u0665\u0666", "pin must be exactly 6 digits."),
-    ("\uff11\uff12\uff13\uff14\uff15\uff16", "pin must be exactly 6 digits."),
-    (123456, "pin must be a string."),
-    (12345.6, "pin must be a string."),
-    (True, "pin must be a string."),
-])
+@pytest.mark.parametrize(
+    ("pin", "message"),
+    [
+        (None, "pin is required."),
+        ("", "pin must be exactly 6 digits."),
+        ("12345", "pin must be exactly 6 digits."),
+        ("1234567", "pin must be exactly 6 digits."),
+        ("12a456", "pin must be exactly 6 digits."),
+        (" 123456", "pin must be exactly 6 digits."),
+        ("123456\n", "pin must be exactly 6 digits."),
+        ("\u0661\u0662\u0663\u0664\u0665\u0666", "pin must be exactly 6 digits."),
+        ("\uff11\uff12\uff13\uff14\uff15\uff16", "pin must be exactly 6 digits."),
+        (123456, "pin must be a string."),
+        (12345.6, "pin must be a string."),
+        (True, "pin must be a string."),
+    ],
+)
 def test_verify_bad_pin(otp_api, outbox, pin, message):
     otp_api.send()
     body = {"phoneNumber": PHONE} if pin is None else {"phoneNumber": PHONE, "pin": pin}
@@ -102,14 +113,14 @@ def test_pin_length_follows_setting(otp_api, outbox, settings):
     assert otp_api.verify(outbox[0].pin).status_code == 200
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"{\"phoneNumber\": ", b"\xff\xfe", b"{\"a\": NaN}"])
+@pytest.mark.parametrize("raw", [b"not json", b'{"phoneNumber": ', b"\xff\xfe", b'{"a": NaN}'])
 def test_body_not_json(api, raw):
     response = api.generic("POST", "/send-otp", raw, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {"error": "Request body must be valid JSON.", "code": "invalid_json"}
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"\"+14155552671\"", b"42", b"null"])
+@pytest.mark.parametrize("raw", [b"[]", b'"+14155552671"', b"42", b"null"])
 def test_body_not_an_object(api, raw):
     response = api.generic("POST", "/send-otp", raw, content_type="application/json")
     assert response.status_code == 400
@@ -171,8 +182,11 @@ def test_every_verify_failure_looks_the_same(otp_api, outbox, settings, case):
 
 
 def test_responses_never_leak_pin_id_or_pin(otp_api, outbox):
-    bodies = [otp_api.send().content, otp_api.verify("000000" if outbox[0].pin != "000000" else "111111").content,
-              otp_api.verify(outbox[0].pin).content]
+    bodies = [
+        otp_api.send().content,
+        otp_api.verify("000000" if outbox[0].pin != "000000" else "111111").content,
+        otp_api.verify(outbox[0].pin).content,
+    ]
     for body in bodies:
         assert outbox[0].pin_id.encode() not in body and outbox[0].pin.encode() not in body
         assert set(json.loads(body)) <= {"message", "error", "code", "verificationToken"}
@@ -195,8 +209,10 @@ def test_provider_trouble_is_503(otp_api, infobip, caplog, status, body):
     assert response.status_code == 503
     assert response.json()["code"] == "provider_unavailable"
     assert "Traceback" not in response.content.decode()
-    assert any(r.levelname == "ERROR" and "Infobip send answered" in r.getMessage()
-               or "non-JSON" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.levelname == "ERROR" and "Infobip send answered" in r.getMessage() or "non-JSON" in r.getMessage()
+        for r in caplog.records
+    )
     assert OtpAttempt.objects.get().status == AttemptStatus.FAILED
 
 

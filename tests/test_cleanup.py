@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -19,13 +19,14 @@ from tests.conftest import PHONE
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 OTHER_PHONE = "+442071838750"
 
 
 def make(expires_at: datetime, status: str = AttemptStatus.EXPIRED, phone: str = PHONE) -> OtpAttempt:
-    return OtpAttempt.objects.create(phone=phone, status=status, created_at=expires_at - timedelta(minutes=5),
-                                     expires_at=expires_at)
+    return OtpAttempt.objects.create(
+        phone=phone, status=status, created_at=expires_at - timedelta(minutes=5), expires_at=expires_at
+    )
 
 
 def remaining() -> set[int]:
@@ -40,10 +41,15 @@ def run(*args: str) -> str:
 
 def test_retention_boundary_keeps_the_recent_and_the_valid():
     cutoff = NOW - timedelta(days=30)
-    old = [make(cutoff - timedelta(seconds=1), status) for status in
-           (AttemptStatus.VERIFIED, AttemptStatus.EXPIRED, AttemptStatus.PENDING, AttemptStatus.SENDING)]
-    kept = {make(cutoff).pk, make(cutoff + timedelta(seconds=1), AttemptStatus.VERIFIED).pk,
-            make(NOW + timedelta(minutes=4), AttemptStatus.PENDING).pk}
+    old = [
+        make(cutoff - timedelta(seconds=1), status)
+        for status in (AttemptStatus.VERIFIED, AttemptStatus.EXPIRED, AttemptStatus.PENDING, AttemptStatus.SENDING)
+    ]
+    kept = {
+        make(cutoff).pk,
+        make(cutoff + timedelta(seconds=1), AttemptStatus.VERIFIED).pk,
+        make(NOW + timedelta(minutes=4), AttemptStatus.PENDING).pk,
+    }
     result = purge_expired(30, now=NOW)
     assert (result.deleted, result.batches, result.cutoff, result.dry_run) == (len(old), 1, cutoff, False)
     assert remaining() == kept
@@ -93,8 +99,15 @@ def test_bad_batch_size(batch_size: Any):
         purge_expired(30, batch_size=batch_size, now=NOW)
 
 
-@pytest.mark.parametrize("formatted", ["+14155552671", "+1 (415) 555-2671", "+1-415-555-2671",
-                                       "\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff12\uff16\uff17\uff11"])
+@pytest.mark.parametrize(
+    "formatted",
+    [
+        "+14155552671",
+        "+1 (415) 555-2671",
+        "+1-415-555-2671",
+        "\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff12\uff16\uff17\uff11",
+    ],
+)
 def test_erase_phone_in_any_format(formatted: str):
     for status in (AttemptStatus.PENDING, AttemptStatus.VERIFIED, AttemptStatus.EXPIRED):
         make(NOW + timedelta(days=1), status)  # age and status do not matter
@@ -134,8 +147,10 @@ def test_command_uses_the_retention_setting(settings, time_machine):
     make(NOW - timedelta(days=7, seconds=1))
     kept = make(NOW - timedelta(days=6))
     out = run()
-    assert "Deleted 1 OTP attempt(s) that expired before 2026-06-08 12:00:00 UTC (7 days of retention) " \
-           "in 1 batch(es)." in out
+    assert (
+        "Deleted 1 OTP attempt(s) that expired before 2026-06-08 12:00:00 UTC (7 days of retention) "
+        "in 1 batch(es)." in out
+    )
     assert remaining() == {kept.pk}
 
 
@@ -145,8 +160,10 @@ def test_command_options(time_machine):
         make(NOW - timedelta(days=days))
     assert "Dry run: would delete 2 OTP attempt(s)" in run("--retention-days", "2", "--dry-run")
     assert OtpAttempt.objects.count() == 3
-    assert "Deleted 2 OTP attempt(s) that expired before 2026-06-13 12:00:00 UTC (2 days of retention) " \
-           "in 2 batch(es)." in run("--retention-days=2", "--batch-size=1")
+    assert (
+        "Deleted 2 OTP attempt(s) that expired before 2026-06-13 12:00:00 UTC (2 days of retention) "
+        "in 2 batch(es)." in run("--retention-days=2", "--batch-size=1")
+    )
     assert "Deleted 0 OTP attempt(s)" in run("--retention-days=2")
     assert "Deleted 1 OTP attempt(s)" in run("--retention-days", "0")
     assert not OtpAttempt.objects.exists()
@@ -161,14 +178,17 @@ def test_command_erases_a_phone_and_masks_it_in_the_output():
     assert list(OtpAttempt.objects.values_list("phone", flat=True)) == [OTHER_PHONE]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--retention-days", "-1"], "Retention days must be a non-negative integer."),
-    (["--retention-days", "99999999"], "Retention days is too large."),
-    (["--batch-size", "0"], "Batch size must be an integer from 1 to 10000."),
-    (["--erase-phone", "12345"], "--erase-phone: not a valid phone number"),
-    (["--erase-phone", PHONE, "--retention-days", "3"], "cannot be combined"),
-    (["--retention-days", "soon"], "invalid int value"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--retention-days", "-1"], "Retention days must be a non-negative integer."),
+        (["--retention-days", "99999999"], "Retention days is too large."),
+        (["--batch-size", "0"], "Batch size must be an integer from 1 to 10000."),
+        (["--erase-phone", "12345"], "--erase-phone: not a valid phone number"),
+        (["--erase-phone", PHONE, "--retention-days", "3"], "cannot be combined"),
+        (["--retention-days", "soon"], "invalid int value"),
+    ],
+)
 def test_command_bad_input(args: list[str], message: str):
     make(NOW - timedelta(days=400))
     with pytest.raises(CommandError, match=message.replace("+", r"\+").replace(".", r"\.")):

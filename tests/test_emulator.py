@@ -51,8 +51,10 @@ def clock() -> Clock:
 
 def make_emulator(clock: Clock, **config: Any) -> tuple[Emulator, str, str]:
     emulator = Emulator(clock=clock)
-    parsed = {k: parse_limit(v) if "/" in str(v) else parse_duration(v) if isinstance(v, str) else v
-              for k, v in config.items()}
+    parsed = {
+        k: parse_limit(v) if "/" in str(v) else parse_duration(v) if isinstance(v, str) else v
+        for k, v in config.items()
+    }
     app_id, msg_id = emulator.seed(configuration=parsed)
     return emulator, app_id, msg_id
 
@@ -76,9 +78,19 @@ def status_of(call: Any) -> int:
 
 # -- formats -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("15m", 900), ("m", 60), ("5ms", 0.005), ("2h", 7200), ("1d", 86400), ("30s", 30), ("365d", 365 * 86400),
-])
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("15m", 900),
+        ("m", 60),
+        ("5ms", 0.005),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("30s", 30),
+        ("365d", 365 * 86400),
+    ],
+)
 def test_durations_parse(text, seconds):
     assert parse_duration(text).seconds == pytest.approx(seconds)
     assert str(parse_duration(text)) == text
@@ -90,9 +102,16 @@ def test_bad_durations_are_refused(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("text", "attempts", "seconds"), [
-    ("3/1d", 3, 86400), ("1/3s", 1, 3), ("3/d", 3, 86400), ("10000/1d", 10000, 86400), ("2/500ms", 2, 0.5),
-])
+@pytest.mark.parametrize(
+    ("text", "attempts", "seconds"),
+    [
+        ("3/1d", 3, 86400),
+        ("1/3s", 1, 3),
+        ("3/d", 3, 86400),
+        ("10000/1d", 10000, 86400),
+        ("2/500ms", 2, 0.5),
+    ],
+)
 def test_limits_parse(text, attempts, seconds):
     limit = parse_limit(text)
     assert (limit.attempts, limit.window.seconds) == (attempts, pytest.approx(seconds))
@@ -112,25 +131,37 @@ def test_verify_limit_window_is_at_most_a_day():
 
 # -- state machine -------------------------------------------------------------
 
+
 def test_send_creates_a_numeric_pin_and_renders_the_template(emu):
     emulator, app_id, msg_id = emu
     answer = emulator.send_pin(SendRequest(app_id, msg_id, PHONE))
     assert HEX32.fullmatch(answer["pinId"])
-    assert answer == {"pinId": answer["pinId"], "to": PHONE, "ncStatus": "NC_DESTINATION_REACHABLE",
-                      "smsStatus": "MESSAGE_SENT"}
+    assert answer == {
+        "pinId": answer["pinId"],
+        "to": PHONE,
+        "ncStatus": "NC_DESTINATION_REACHABLE",
+        "smsStatus": "MESSAGE_SENT",
+    }
     pin = emulator.last_pin("+" + PHONE)
     assert pin is not None and re.fullmatch(r"\d{6}", pin.pin)
     assert pin.text == f"Your verification code is {pin.pin}"
     assert emulator.stats()["smsSent"] == 1
 
 
-@pytest.mark.parametrize(("pin_type", "alphabet"), [
-    ("ALPHA", "[A-Z]"), ("HEX", "[0-9A-F]"), ("ALPHANUMERIC", "[0-9A-Z]"), ("NUMERIC", "[0-9]"),
-])
+@pytest.mark.parametrize(
+    ("pin_type", "alphabet"),
+    [
+        ("ALPHA", "[A-Z]"),
+        ("HEX", "[0-9A-F]"),
+        ("ALPHANUMERIC", "[0-9A-Z]"),
+        ("NUMERIC", "[0-9]"),
+    ],
+)
 def test_pin_types_and_lengths(clock, pin_type, alphabet):
     emulator, app_id, _ = make_emulator(clock)
-    msg_id = emulator.create_template(app_id, {"messageText": "{{pin}} for {{name}}", "pinType": pin_type,
-                                                "pinLength": 8})
+    msg_id = emulator.create_template(
+        app_id, {"messageText": "{{pin}} for {{name}}", "pinType": pin_type, "pinLength": 8}
+    )
     answer = emulator.send_pin(SendRequest(app_id, msg_id, PHONE, placeholders={"name": "Ann"}))
     pin = emulator.pins[answer["pinId"]]
     assert re.fullmatch(f"{alphabet}{{8}}", pin.pin)
@@ -141,8 +172,12 @@ def test_verify_within_ttl_and_after_it(emu, clock):
     emulator, app_id, msg_id = emu
     pin_id, pin = send(emulator, app_id, msg_id)
     clock.advance(299.9)
-    assert emulator.verify_pin(pin_id, pin) == {"pinId": pin_id, "msisdn": PHONE, "verified": True,
-                                                "attemptsRemaining": 0}
+    assert emulator.verify_pin(pin_id, pin) == {
+        "pinId": pin_id,
+        "msisdn": PHONE,
+        "verified": True,
+        "attemptsRemaining": 0,
+    }
     late_id, late_pin = send(emulator, app_id, msg_id, OTHER)
     clock.advance(300)
     answer = emulator.verify_pin(late_id, late_pin)
@@ -157,10 +192,12 @@ def test_wrong_pins_use_attempts_then_nothing_verifies(emu):
     wrong = "x" + pin[1:]
     remaining = [emulator.verify_pin(pin_id, wrong) for _ in range(3)]
     assert [(a["pinError"], a["attemptsRemaining"]) for a in remaining] == [
-        (WRONG_PIN, 2), (WRONG_PIN, 1), (WRONG_PIN, 0)]
+        (WRONG_PIN, 2),
+        (WRONG_PIN, 1),
+        (WRONG_PIN, 0),
+    ]
     answer = emulator.verify_pin(pin_id, pin)
-    assert (answer["verified"], answer["pinError"], answer["attemptsRemaining"]) == (
-        False, NO_MORE_PIN_ATTEMPTS, 0)
+    assert (answer["verified"], answer["pinError"], answer["attemptsRemaining"]) == (False, NO_MORE_PIN_ATTEMPTS, 0)
     assert emulator.stats()["wrongPin"] == 3 and emulator.stats()["verified"] == 0
 
 
@@ -175,8 +212,7 @@ def test_exhausted_is_checked_before_expired(emu, clock):
 
 @pytest.mark.parametrize(("multiple", "second"), [(True, True), (False, False)])
 def test_allow_multiple_pin_verifications(clock, multiple, second):
-    emulator, app_id, msg_id = make_emulator(clock, allowMultiplePinVerifications=multiple,
-                                             verifyPinLimit="10/1s")
+    emulator, app_id, msg_id = make_emulator(clock, allowMultiplePinVerifications=multiple, verifyPinLimit="10/1s")
     pin_id, pin = send(emulator, app_id, msg_id)
     assert emulator.verify_pin(pin_id, pin)["verified"] is True
     again = emulator.verify_pin(pin_id, pin)
@@ -257,9 +293,17 @@ def test_stats_count_sends_resends_and_verifies(emu):
     emulator.resend_pin(pin_id, channel="sms", placeholders={})
     emulator.verify_pin(pin_id, "bad")
     emulator.verify_pin(pin_id, pin)
-    assert emulator.stats() == {"smsSent": 2, "voiceCalls": 1, "resent": 1, "notSent": 0,
-                                "verifyRequests": 2, "verified": 1, "wrongPin": 1, "rateLimited": 0,
-                                "pinsStored": 2}
+    assert emulator.stats() == {
+        "smsSent": 2,
+        "voiceCalls": 1,
+        "resent": 1,
+        "notSent": 0,
+        "verifyRequests": 2,
+        "verified": 1,
+        "wrongPin": 1,
+        "rateLimited": 0,
+        "pinsStored": 2,
+    }
 
 
 def test_unknown_ids_in_a_send_are_400_and_a_disabled_app_403(emu):
@@ -284,8 +328,7 @@ def test_unreachable_numbers_are_not_sent(emu):
 
 def test_update_application_merges_and_reset_keeps_applications(emu):
     emulator, app_id, msg_id = emu
-    emulator.update_application(app_id, "renamed", enabled=None,
-                                configuration={"pinAttempts": 7})
+    emulator.update_application(app_id, "renamed", enabled=None, configuration={"pinAttempts": 7})
     app = emulator.application(app_id).as_json()
     assert app["name"] == "renamed" and app["enabled"] is True
     assert (app["configuration"]["pinAttempts"], app["configuration"]["pinTimeToLive"]) == (7, "5m")
@@ -309,6 +352,7 @@ def test_dead_pins_and_idle_limit_windows_are_forgotten(clock):
 
 def test_pins_are_uniform_enough():
     from otp.emulator.state import random_pin
+
     pins = [random_pin("0123456789", 2) for _ in range(4000)]
     assert all(len(p) == 2 for p in pins)
     counts = [sum(p[0] == d for p in pins) for d in "0123456789"]
@@ -318,25 +362,28 @@ def test_pins_are_uniform_enough():
 
 # -- request validation --------------------------------------------------------
 
+
 def test_send_request_lists_every_problem():
     with pytest.raises(ApiError) as info:
         send_request({"to": "12ab", "placeholders": {"pin": "1", "x": 2}, "trackDelivery": "yes"})
     assert info.value.status == 400
-    assert set(info.value.validation_errors) == {"applicationId", "messageId", "to", "placeholders",
-                                                 "trackDelivery"}
+    assert set(info.value.validation_errors) == {"applicationId", "messageId", "to", "placeholders", "trackDelivery"}
     assert send_request({"applicationId": "a", "messageId": "m", "to": "+14155552671"}).to == PHONE
     assert status_of(lambda: send_request([1, 2])) == 400
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"messageText": "no placeholder", "pinType": "NUMERIC"}, "messageText"),
-    ({"messageText": "{{pin}}", "pinType": "DIGITS"}, "pinType"),
-    ({"messageText": "{{pin}}", "pinType": "HEX", "pinLength": 0}, "pinLength"),
-    ({"messageText": "{{pin}}", "pinType": "HEX", "pinLength": True}, "pinLength"),
-    ({"messageText": "{{pin}}", "pinType": "HEX", "speechRate": 3}, "speechRate"),
-    ({"messageText": "{{pin}}", "pinType": "HEX", "language": "pt-pt"}, "language"),
-    ({"pinType": "HEX"}, "messageText"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"messageText": "no placeholder", "pinType": "NUMERIC"}, "messageText"),
+        ({"messageText": "{{pin}}", "pinType": "DIGITS"}, "pinType"),
+        ({"messageText": "{{pin}}", "pinType": "HEX", "pinLength": 0}, "pinLength"),
+        ({"messageText": "{{pin}}", "pinType": "HEX", "pinLength": True}, "pinLength"),
+        ({"messageText": "{{pin}}", "pinType": "HEX", "speechRate": 3}, "speechRate"),
+        ({"messageText": "{{pin}}", "pinType": "HEX", "language": "pt-pt"}, "language"),
+        ({"pinType": "HEX"}, "messageText"),
+    ],
+)
 def test_template_validation(body, field):
     with pytest.raises(ApiError) as info:
         template_request(body, partial=False)
@@ -345,17 +392,26 @@ def test_template_validation(body, field):
 
 def test_template_update_is_partial():
     assert template_request({"senderId": "Acme", "speechRate": 1}, partial=True) == {
-        "senderId": "Acme", "speechRate": 1}
+        "senderId": "Acme",
+        "speechRate": 1,
+    }
 
 
 # -- faults (no sockets) -------------------------------------------------------
+
 
 def test_fault_specs_and_plan():
     fault = parse_fault_spec("error,status=503,route=verify,count=2")
     assert (fault.kind, fault.status, fault.route, fault.count) == ("error", 503, "verify", 2)
     assert parse_fault_spec("hang,count=always").count is None
-    for bad in ("nope", "error,status=200", "error,route=everywhere", "error,count=0", "error,colour=red",
-                "error,status"):
+    for bad in (
+        "nope",
+        "error,status=200",
+        "error,route=everywhere",
+        "error,count=0",
+        "error,colour=red",
+        "error,status",
+    ):
         with pytest.raises((ValueError, TypeError)):
             parse_fault_spec(bad)
     assert parse_latency_spec("50") == ("all", 50)
@@ -375,6 +431,7 @@ def test_fault_specs_and_plan():
 
 # -- HTTP ----------------------------------------------------------------------
 
+
 class Http:
     """A requests session against the emulator, with the key set."""
 
@@ -388,12 +445,12 @@ class Http:
         if key is not None:
             headers.setdefault("Authorization", f"App {key}")
         kw.setdefault("timeout", 2)
-        return self.session.request(method, self.server.base_url + path, json=body, headers=headers,
-                                    allow_redirects=False, **kw)
+        return self.session.request(
+            method, self.server.base_url + path, json=body, headers=headers, allow_redirects=False, **kw
+        )
 
     def send(self, to: str = PHONE, **kw: Any) -> Any:
-        return self("POST", "/2fa/2/pin", {"applicationId": self.app_id, "messageId": self.msg_id, "to": to},
-                    **kw)
+        return self("POST", "/2fa/2/pin", {"applicationId": self.app_id, "messageId": self.msg_id, "to": to}, **kw)
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         return self(method, "/_emulator/" + path, body, key=None)
@@ -424,8 +481,7 @@ def assert_envelope(response: Any, status: int, message_id: str) -> dict[str, An
     return exception
 
 
-@pytest.mark.parametrize("header", [None, "", "App wrong-key", f"Bearer {KEY}", f"Basic {KEY}", "App",
-                                    f"App{KEY}"])
+@pytest.mark.parametrize("header", [None, "", "App wrong-key", f"Bearer {KEY}", f"Basic {KEY}", "App", f"App{KEY}"])
 def test_bad_credentials_get_401(http, header):
     headers = {} if header is None else {"Authorization": header}
     response = http("GET", "/2fa/2/applications", key=None, headers=headers)
@@ -433,8 +489,7 @@ def test_bad_credentials_get_401(http, header):
 
 
 def test_key_scheme_is_case_insensitive_and_unknown_paths_need_a_key(http):
-    assert http("GET", "/2fa/2/applications", key=None,
-                headers={"Authorization": f"APP {KEY}"}).status_code == 200
+    assert http("GET", "/2fa/2/applications", key=None, headers={"Authorization": f"APP {KEY}"}).status_code == 200
     assert_envelope(http("GET", "/2fa/2/nothing", key=None), 401, "UNAUTHORIZED")
     assert_envelope(http("GET", "/2fa/2/nothing"), 404, "NOT_FOUND")
     assert_envelope(http("DELETE", "/2fa/2/applications"), 405, "METHOD_NOT_ALLOWED")
@@ -445,20 +500,28 @@ def test_application_endpoints(http):
     assert created.status_code == 200
     app = created.json()
     assert HEX32.fullmatch(app["applicationId"]) and app["enabled"] is True
-    assert app["configuration"] == {"pinAttempts": 4, "allowMultiplePinVerifications": True,
-                                    "pinTimeToLive": "15m", "verifyPinLimit": "1/3s",
-                                    "sendPinPerApplicationLimit": "10000/1d", "sendPinPerPhoneNumberLimit": "3/1d"}
+    assert app["configuration"] == {
+        "pinAttempts": 4,
+        "allowMultiplePinVerifications": True,
+        "pinTimeToLive": "15m",
+        "verifyPinLimit": "1/3s",
+        "sendPinPerApplicationLimit": "10000/1d",
+        "sendPinPerPhoneNumberLimit": "3/1d",
+    }
     path = f"/2fa/2/applications/{app['applicationId']}"
     assert http("GET", path).json() == app
     updated = http("PUT", path, {"name": "signup2", "configuration": {"pinTimeToLive": "2m"}}).json()
     assert updated["configuration"] == {**app["configuration"], "pinTimeToLive": "2m"}
     assert updated["name"] == "signup2"
     assert {a["applicationId"] for a in http("GET", "/2fa/2/applications").json()} == {
-        http.app_id, app["applicationId"]}
+        http.app_id,
+        app["applicationId"],
+    }
     assert_envelope(http("GET", "/2fa/2/applications/NOPE"), 404, "NOT_FOUND")
     assert_envelope(http("PUT", "/2fa/2/applications/NOPE", {"name": "x"}), 404, "NOT_FOUND")
-    bad = assert_envelope(http("PUT", path, {"configuration": {"verifyPinLimit": "1/2d", "pinAttempts": 0}}),
-                          400, "BAD_REQUEST")
+    bad = assert_envelope(
+        http("PUT", path, {"configuration": {"verifyPinLimit": "1/2d", "pinAttempts": 0}}), 400, "BAD_REQUEST"
+    )
     assert set(bad["validationErrors"]) == {"name", "configuration.verifyPinLimit", "configuration.pinAttempts"}
     http.server.emulator.create_status = 201
     try:
@@ -469,8 +532,11 @@ def test_application_endpoints(http):
 
 def test_template_endpoints(http):
     base = f"/2fa/2/applications/{http.app_id}/messages"
-    created = http("POST", base, {"messageText": "Code {{pin}}", "pinType": "HEX", "speechRate": 1.5,
-                                  "repeatDTMF": "1#", "voiceName": "Joanna"})
+    created = http(
+        "POST",
+        base,
+        {"messageText": "Code {{pin}}", "pinType": "HEX", "speechRate": 1.5, "repeatDTMF": "1#", "voiceName": "Joanna"},
+    )
     assert created.status_code == 200
     template = created.json()
     assert template["pinPlaceholder"] == "{{pin}}" and template["pinLength"] == 6
@@ -481,8 +547,7 @@ def test_template_endpoints(http):
     assert len(http("GET", base).json()) == 2
     assert_envelope(http("GET", f"{base}/NOPE"), 404, "NOT_FOUND")
     assert_envelope(http("GET", "/2fa/2/applications/NOPE/messages"), 404, "NOT_FOUND")
-    assert_envelope(http("POST", "/2fa/2/applications/NOPE/messages", {"messageText": "{{pin}}"}), 404,
-                    "NOT_FOUND")
+    assert_envelope(http("POST", "/2fa/2/applications/NOPE/messages", {"messageText": "{{pin}}"}), 404, "NOT_FOUND")
     bad = assert_envelope(http("PUT", path, {"messageText": "no pin"}), 400, "BAD_REQUEST")
     assert bad["validationErrors"] == {"messageText": ["must contain {{pin}}"]}
     response = http("POST", base, key=KEY, data=b"{not json", headers={"Content-Type": "application/json"})
@@ -492,13 +557,15 @@ def test_template_endpoints(http):
 def test_send_verify_and_resend_over_http(http):
     sent = http.send("+" + PHONE).json()
     assert sent["to"] == PHONE and sent["smsStatus"] == "MESSAGE_SENT"
-    no_nc = http("POST", "/2fa/2/pin?ncNeeded=false",
-                 {"applicationId": http.app_id, "messageId": http.msg_id, "to": OTHER}).json()
+    no_nc = http(
+        "POST", "/2fa/2/pin?ncNeeded=false", {"applicationId": http.app_id, "messageId": http.msg_id, "to": OTHER}
+    ).json()
     assert "ncStatus" not in no_nc and no_nc["smsStatus"] == "MESSAGE_SENT"
     bad = assert_envelope(http("POST", "/2fa/2/pin?ncNeeded=maybe", {}), 400, "BAD_REQUEST")
     assert "ncNeeded" in bad["validationErrors"]
-    voice = http("POST", "/2fa/2/pin/voice",
-                 {"applicationId": http.app_id, "messageId": http.msg_id, "to": "14155550000"}).json()
+    voice = http(
+        "POST", "/2fa/2/pin/voice", {"applicationId": http.app_id, "messageId": http.msg_id, "to": "14155550000"}
+    ).json()
     assert voice["callStatus"] == "PENDING_ACCEPTED" and "smsStatus" not in voice
     pin_id = sent["pinId"]
     resent = http("POST", f"/2fa/2/pin/{pin_id}/resend")  # the body is optional
@@ -506,16 +573,22 @@ def test_send_verify_and_resend_over_http(http):
     assert http("POST", f"/2fa/2/pin/{pin_id}/resend/voice", {}).json()["callStatus"] == "PENDING_ACCEPTED"
     pin = http.control("GET", f"pins/last?to=%2B{PHONE}").json()["pin"]
     wrong = http("POST", f"/2fa/2/pin/{pin_id}/verify", {"pin": "x"}).json()
-    assert wrong == {"pinId": pin_id, "msisdn": PHONE, "verified": False, "attemptsRemaining": 9,
-                     "pinError": "WRONG_PIN"}
+    assert wrong == {
+        "pinId": pin_id,
+        "msisdn": PHONE,
+        "verified": False,
+        "attemptsRemaining": 9,
+        "pinError": "WRONG_PIN",
+    }
     ok = http("POST", f"/2fa/2/pin/{pin_id}/verify", {"pin": pin}).json()
     assert ok == {"pinId": pin_id, "msisdn": PHONE, "verified": True, "attemptsRemaining": 0}
     assert_envelope(http("POST", f"/2fa/2/pin/{'0' * 32}/verify", {"pin": pin}), 404, "NOT_FOUND")
     assert_envelope(http("POST", f"/2fa/2/pin/{'0' * 32}/resend", {}), 404, "NOT_FOUND")
     missing = assert_envelope(http("POST", f"/2fa/2/pin/{pin_id}/verify", {"pin": 123456}), 400, "BAD_REQUEST")
     assert missing["validationErrors"] == {"pin": ["must be a string"]}
-    unknown_app = assert_envelope(http("POST", "/2fa/2/pin", {"applicationId": "X", "messageId": "Y",
-                                                              "to": PHONE}), 400, "BAD_REQUEST")
+    unknown_app = assert_envelope(
+        http("POST", "/2fa/2/pin", {"applicationId": "X", "messageId": "Y", "to": PHONE}), 400, "BAD_REQUEST"
+    )
     assert unknown_app["validationErrors"] == {"applicationId": ["not found"]}
 
 
@@ -606,11 +679,14 @@ def test_reset_fault_drops_the_connection(http):
     assert http.send().status_code == 200  # the next connection is fine
 
 
-@pytest.mark.parametrize(("kind", "content_type", "check"), [
-    ("malformed", "application/json", lambda text: pytest.raises(ValueError, json.loads, text)),
-    ("html", "text/html", lambda text: text.startswith("<html>")),
-    ("empty", "application/json", lambda text: text == ""),
-])
+@pytest.mark.parametrize(
+    ("kind", "content_type", "check"),
+    [
+        ("malformed", "application/json", lambda text: pytest.raises(ValueError, json.loads, text)),
+        ("html", "text/html", lambda text: text.startswith("<html>")),
+        ("empty", "application/json", lambda text: text == ""),
+    ],
+)
 def test_unreadable_body_faults(http, kind, content_type, check):
     add_fault(http, kind=kind)
     response = http.send()
@@ -646,9 +722,8 @@ def raw_exchange(server: EmulatorServer, data: bytes) -> bytes:
 
 
 def test_keep_alive_and_pipelining_on_one_connection(http):
-    one = (f"GET /2fa/2/applications/{http.app_id} HTTP/1.1\r\nHost: x\r\n"
-           f"Authorization: App {KEY}\r\n\r\n").encode()
-    last = f"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    one = (f"GET /2fa/2/applications/{http.app_id} HTTP/1.1\r\nHost: x\r\nAuthorization: App {KEY}\r\n\r\n").encode()
+    last = b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     answer = raw_exchange(http.server, one * 3 + last)
     assert answer.count(b"HTTP/1.1 200 OK") == 4
     assert answer.endswith(b'{"status":"ok"}')
@@ -674,17 +749,21 @@ def test_a_hang_ends_when_the_server_stops():
     assert time.monotonic() - started < 1
 
 
-@pytest.mark.parametrize(("data", "status"), [
-    (b"NONSENSE\r\n\r\n", b"400"),
-    (b"POST /2fa/2/pin HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"501"),
-    (b"POST /2fa/2/pin HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"413"),
-    (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", b"400"),
-])
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"NONSENSE\r\n\r\n", b"400"),
+        (b"POST /2fa/2/pin HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"501"),
+        (b"POST /2fa/2/pin HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"413"),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", b"400"),
+    ],
+)
 def test_unreadable_requests_are_refused_and_closed(http, data, status):
     assert raw_exchange(http.server, data).startswith(b"HTTP/1.1 " + status)
 
 
 # -- binding and the command ---------------------------------------------------
+
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "example.com", "", "::"])
 def test_only_loopback_addresses(host):
@@ -704,9 +783,27 @@ def test_command_refuses_non_loopback_and_bad_switches():
 def test_command_serves_seeded_ids_and_stops_on_sigterm():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "otp_emulator", "--port", "0", "--api-key", KEY, "--app-id", "APP1",
-         "--msg-id", "MSG1", "--no-send-limits", "--fault", "error,status=502,route=verify"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "manage.py",
+            "otp_emulator",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--app-id",
+            "APP1",
+            "--msg-id",
+            "MSG1",
+            "--no-send-limits",
+            "--fault",
+            "error,status=502,route=verify",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(6)]
@@ -727,6 +824,7 @@ def test_command_serves_seeded_ids_and_stops_on_sigterm():
 
 
 # -- end to end: the app's API, the Infobip provider and the emulator ----------
+
 
 @pytest.mark.django_db
 def test_app_sends_and_verifies_through_the_emulator(settings, otp_api):

@@ -28,15 +28,26 @@ def redis_db():
 
 @pytest.fixture
 def two_servers(tmp_path, redis_db):
-    env = {"DEBUG": "1", "REDIS_URL": REDIS_URL, "OTP_IP_SEND_RATE": "4/15m", "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR": "off"}
+    env = {
+        "DEBUG": "1",
+        "REDIS_URL": REDIS_URL,
+        "OTP_IP_SEND_RATE": "4/15m",
+        "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR": "off",
+    }
     assert manage(tmp_path, "migrate", "-v0", **env).returncode == 0
     processes, bases = [], []
     for index in range(2):
         port = free_port()
         log = (tmp_path / f"server{index}.log").open("w")
-        processes.append(subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=ROOT, env=site_env(tmp_path, **env), stdout=log, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                cwd=ROOT,
+                env=site_env(tmp_path, **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         bases.append(f"http://127.0.0.1:{port}")
     try:
         for base in bases:

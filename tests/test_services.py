@@ -71,8 +71,9 @@ def test_new_send_supersedes_older_pending(outbox):
 def test_a_slower_older_send_never_overrides_a_newer_one(outbox):
     # An older send still waiting for its provider while a newer one completes.
     now = timezone.now()
-    old = OtpAttempt.objects.create(phone=PHONE, status=AttemptStatus.SENDING, created_at=now,
-                                    expires_at=now + timedelta(minutes=5))
+    old = OtpAttempt.objects.create(
+        phone=PHONE, status=AttemptStatus.SENDING, created_at=now, expires_at=now + timedelta(minutes=5)
+    )
     services.send_code(PHONE)
     services._record_delivery(old, "LATE-PIN-ID")
     row = OtpAttempt.objects.get(pk=old.pk)
@@ -125,9 +126,8 @@ def test_verify_rejects_bad_input_before_anything(outbox):
 def test_local_expiry_closes_without_provider_call(outbox, infobip):
     infobip.post(INFOBIP_PIN_URL, json={"pinId": "P1"})
     services.send_code(PHONE)
-    with time_machine.travel(timezone.now() + timedelta(seconds=301)):
-        with pytest.raises(VerificationFailed):
-            services.verify_code(PHONE, "123456")
+    with time_machine.travel(timezone.now() + timedelta(seconds=301)), pytest.raises(VerificationFailed):
+        services.verify_code(PHONE, "123456")
     assert len(infobip.calls) == 1  # only the send
     assert statuses() == [AttemptStatus.EXPIRED]
 
@@ -141,9 +141,8 @@ def test_verify_just_before_expiry_succeeds(outbox):
 def test_ttl_setting_is_honoured(outbox, settings):
     settings.OTP = {**settings.OTP, "CODE_TTL_SECONDS": 60}
     services.send_code(PHONE)
-    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        with pytest.raises(VerificationFailed):
-            services.verify_code(PHONE, outbox[0].pin)
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)), pytest.raises(VerificationFailed):
+        services.verify_code(PHONE, outbox[0].pin)
 
 
 def test_attempt_cap_then_even_the_right_pin_fails(outbox, settings):
@@ -180,14 +179,17 @@ def test_single_use_even_when_provider_verifies_again(infobip):
     assert len(infobip.calls) == 2  # the second verify found no pending attempt
 
 
-@pytest.mark.parametrize(("answer", "status"), [
-    ({"verified": False, "pinError": "TTL_EXPIRED"}, AttemptStatus.EXPIRED),
-    ({"verified": False, "pinError": "NO_MORE_PIN_ATTEMPTS", "attemptsRemaining": 0}, AttemptStatus.EXHAUSTED),
-    ({"verified": False, "pinError": "WRONG_PIN", "attemptsRemaining": 0}, AttemptStatus.EXHAUSTED),
-    ({"verified": False, "pinError": "WRONG_PIN", "attemptsRemaining": 2}, AttemptStatus.PENDING),
-    ({"verified": False, "pinError": "UNDOCUMENTED"}, AttemptStatus.PENDING),
-    ({"verified": False}, AttemptStatus.PENDING),
-])
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ({"verified": False, "pinError": "TTL_EXPIRED"}, AttemptStatus.EXPIRED),
+        ({"verified": False, "pinError": "NO_MORE_PIN_ATTEMPTS", "attemptsRemaining": 0}, AttemptStatus.EXHAUSTED),
+        ({"verified": False, "pinError": "WRONG_PIN", "attemptsRemaining": 0}, AttemptStatus.EXHAUSTED),
+        ({"verified": False, "pinError": "WRONG_PIN", "attemptsRemaining": 2}, AttemptStatus.PENDING),
+        ({"verified": False, "pinError": "UNDOCUMENTED"}, AttemptStatus.PENDING),
+        ({"verified": False}, AttemptStatus.PENDING),
+    ],
+)
 def test_provider_failures_map_to_status(infobip, answer, status):
     infobip.post(INFOBIP_PIN_URL, json={"pinId": "P1"})
     infobip.post(f"{INFOBIP_PIN_URL}/P1/verify", json=answer)
@@ -250,6 +252,7 @@ def test_failing_receiver_rolls_back_the_verification(outbox):
 
 def test_anonymous_user_is_not_recorded(outbox):
     from django.contrib.auth.models import AnonymousUser
+
     services.send_code(PHONE, user=AnonymousUser())
     assert OtpAttempt.objects.get().user is None
 

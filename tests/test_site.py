@@ -20,22 +20,28 @@ def site_env(tmp_path: Path, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFOBIP_", "OTP_", "DJANGO_"))}
     env.pop("DEBUG", None)
     env.pop("SECRET_KEY", None)
-    env.update({"OTPSITE_ENV_FILE": str(tmp_path / "none.env"),
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}"})
+    env.update(
+        {"OTPSITE_ENV_FILE": str(tmp_path / "none.env"), "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}"}
+    )
     env.update(values)
     return env
 
 
 def manage(tmp_path: Path, *args: str, **values: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=site_env(tmp_path, **values),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=site_env(tmp_path, **values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def python(tmp_path: Path, code: str, **values: str) -> subprocess.CompletedProcess[str]:
     env = site_env(tmp_path, **values)
     env["DJANGO_SETTINGS_MODULE"] = "otpsite.settings"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_production_needs_a_secret_key(tmp_path):
@@ -60,17 +66,29 @@ def test_development_defaults_to_console_provider(tmp_path):
 
 
 def test_infobip_is_configured_from_the_environment(tmp_path):
-    code = ("import django; django.setup(); from otp.providers import get_provider as g; "
-            "p = g(); print(type(p).__name__, p.base_url, p.application_id, p.message_id, p.timeout)")
-    result = python(tmp_path, code, SECRET_KEY="s" * 50, INFOBIP_API_KEY="k", INFOBIP_BASE_URL="xyz.api.infobip.com",
-                    INFOBIP_2FA_APP_ID="A1", INFOBIP_2FA_MSG_ID="M1", INFOBIP_READ_TIMEOUT="4")
+    code = (
+        "import django; django.setup(); from otp.providers import get_provider as g; "
+        "p = g(); print(type(p).__name__, p.base_url, p.application_id, p.message_id, p.timeout)"
+    )
+    result = python(
+        tmp_path,
+        code,
+        SECRET_KEY="s" * 50,
+        INFOBIP_API_KEY="k",
+        INFOBIP_BASE_URL="xyz.api.infobip.com",
+        INFOBIP_2FA_APP_ID="A1",
+        INFOBIP_2FA_MSG_ID="M1",
+        INFOBIP_READ_TIMEOUT="4",
+    )
     assert result.stdout.split() == ["InfobipProvider", "https://xyz.api.infobip.com", "A1", "M1", "(3.0,", "4.0)"]
 
 
 def test_env_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / "site.env"
     env_file.write_text("DEBUG=1\nOTP_CODE_TTL_SECONDS=120\nOTP_PIN_LENGTH=8\n")
-    code = "import django; django.setup(); from otp.conf import otp_settings as s; print(s.CODE_TTL_SECONDS, s.PIN_LENGTH)"
+    code = (
+        "import django; django.setup(); from otp.conf import otp_settings as s; print(s.CODE_TTL_SECONDS, s.PIN_LENGTH)"
+    )
     result = python(tmp_path, code, OTPSITE_ENV_FILE=str(env_file), OTP_PIN_LENGTH="7")
     assert result.stdout.split() == ["120", "7"]
 
@@ -98,8 +116,13 @@ def dev_server(tmp_path):
     assert manage(tmp_path, "migrate", "-v0", DEBUG="1").returncode == 0
     port = free_port()
     log = (tmp_path / "server.log").open("w+")
-    process = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                               cwd=ROOT, env=site_env(tmp_path, DEBUG="1"), stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=site_env(tmp_path, DEBUG="1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base)
@@ -122,7 +145,9 @@ def test_development_site_end_to_end(dev_server, tmp_path):
     good = requests.post(base + "/verify-otp", json={"phoneNumber": "+14155552671", "pin": pins[0]}, timeout=5)
     assert good.status_code == 200 and good.json()["message"] == "OTP verified successfully."
     assert good.json()["verificationToken"]
-    code = ("import django; django.setup(); from otp.models import OtpAttempt as A; "
-            "a = A.objects.get(); print(a.phone, a.status, a.verified_at is not None, a.failed_verifies)")
+    code = (
+        "import django; django.setup(); from otp.models import OtpAttempt as A; "
+        "a = A.objects.get(); print(a.phone, a.status, a.verified_at is not None, a.failed_verifies)"
+    )
     result = python(tmp_path, code, DEBUG="1")
     assert result.stdout.split() == ["+14155552671", "verified", "True", "1"]

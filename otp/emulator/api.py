@@ -66,8 +66,7 @@ _ROUTES: list[tuple[str, str, str, str]] = [
     ("GET", r"/2fa/2/applications/(?P<app_id>[^/]+)/messages", "manage", "list_templates"),
     ("POST", r"/2fa/2/applications/(?P<app_id>[^/]+)/messages", "manage", "create_template"),
     ("GET", r"/2fa/2/applications/(?P<app_id>[^/]+)/messages/(?P<msg_id>[^/]+)", "manage", "get_template"),
-    ("PUT", r"/2fa/2/applications/(?P<app_id>[^/]+)/messages/(?P<msg_id>[^/]+)", "manage",
-     "update_template"),
+    ("PUT", r"/2fa/2/applications/(?P<app_id>[^/]+)/messages/(?P<msg_id>[^/]+)", "manage", "update_template"),
     ("GET", r"/_emulator/health", "control", "health"),
     ("GET", r"/_emulator/stats", "control", "stats"),
     ("GET", r"/_emulator/pins/last", "control", "last_pin"),
@@ -121,13 +120,14 @@ class Api:
         """Resolve, authenticate and run ``request``; every failure is an envelope."""
         try:
             route = self.resolve(request.method, request.path)
-        except ApiError as err:
+        except ApiError as route_error:
+            error = route_error
             if not request.path.startswith(CONTROL_PREFIX):
                 try:  # no route says nothing to a caller without a key
                     self._authenticate(request)
                 except ApiError as auth_error:
-                    err = auth_error
-            return Answer.from_error(err)
+                    error = auth_error
+            return Answer.from_error(error)
         return self.run(*route, request)
 
     def run(self, group: str, handler: Handler, params: dict[str, str], request: Request) -> Answer:
@@ -291,8 +291,11 @@ class Api:
     def _set_unreachable(self, request: Request) -> Answer:
         body = _json_body(request)
         numbers = body.get("numbers") if isinstance(body, dict) else None
-        digits = ([validation.phone_digits(n) if isinstance(n, str) else None for n in numbers]
-                  if isinstance(numbers, list) else [None])
+        digits = (
+            [validation.phone_digits(n) if isinstance(n, str) else None for n in numbers]
+            if isinstance(numbers, list)
+            else [None]
+        )
         if None in digits:
             raise bad_request({"numbers": ["must be a list of phone numbers"]})
         self.emulator.unreachable = {d for d in digits if d}

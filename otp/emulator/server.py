@@ -180,15 +180,15 @@ class _Connection(asyncio.Protocol):
                     self.refuse(HttpError(400, "request head too large"))
                 return
             try:
-                request, length, keep_alive = parse_head(bytes(self.buffer[:end + 4]))
+                request, length, keep_alive = parse_head(bytes(self.buffer[: end + 4]))
             except HttpError as err:
                 self.refuse(err)
                 return
             start = end + 4
             if len(self.buffer) < start + length:
                 return  # the body is still on its way
-            request.body = bytes(self.buffer[start:start + length])
-            del self.buffer[:start + length]
+            request.body = bytes(self.buffer[start : start + length])
+            del self.buffer[: start + length]
             delay, fault, answer = self.server.prepare(request)
             if delay or (fault is not None and fault.kind == "hang"):
                 self.busy = True
@@ -198,8 +198,7 @@ class _Connection(asyncio.Protocol):
                 return
             self.finish(fault, answer, keep_alive)
 
-    async def later(self, delay: float, fault: Fault | None, answer: Callable[[], Answer],
-                    keep_alive: bool) -> None:
+    async def later(self, delay: float, fault: Fault | None, answer: Callable[[], Answer], keep_alive: bool) -> None:
         if delay:
             await asyncio.sleep(delay)
         if fault is not None and fault.kind == "hang":

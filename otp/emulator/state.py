@@ -46,8 +46,7 @@ _FORGET_AFTER = 3600.0
 # Seconds (of the clock) between sweeps of idle limit windows.
 _SWEEP_EVERY = 60.0
 # Limit-window key kind -> the configuration field holding its limit.
-_LIMIT_FIELDS = {"app": "sendPinPerApplicationLimit", "phone": "sendPinPerPhoneNumberLimit",
-                 "verify": "verifyPinLimit"}
+_LIMIT_FIELDS = {"app": "sendPinPerApplicationLimit", "phone": "sendPinPerPhoneNumberLimit", "verify": "verifyPinLimit"}
 
 
 def new_id() -> str:
@@ -64,10 +63,13 @@ class Application:
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        config = {k: str(v) if isinstance(v, (Duration, Limit)) else v
-                  for k, v in self.configuration.items()}
-        return {"applicationId": self.application_id, "name": self.name,
-                "configuration": config, "enabled": self.enabled}
+        config = {k: str(v) if isinstance(v, (Duration, Limit)) else v for k, v in self.configuration.items()}
+        return {
+            "applicationId": self.application_id,
+            "name": self.name,
+            "configuration": config,
+            "enabled": self.enabled,
+        }
 
 
 @dataclass
@@ -84,10 +86,17 @@ class Pin:
     verified: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"pinId": self.pin_id, "pin": self.pin, "to": self.to, "text": self.text,
-                "channel": self.channel, "applicationId": self.application_id,
-                "messageId": self.message_id, "verified": self.verified,
-                "attemptsRemaining": self.attempts_left}
+        return {
+            "pinId": self.pin_id,
+            "pin": self.pin,
+            "to": self.to,
+            "text": self.text,
+            "channel": self.channel,
+            "applicationId": self.application_id,
+            "messageId": self.message_id,
+            "verified": self.verified,
+            "attemptsRemaining": self.attempts_left,
+        }
 
 
 def random_pin(alphabet: str, length: int) -> str:
@@ -151,11 +160,19 @@ class Emulator:
     # -- applications and templates -------------------------------------------
 
     def create_application(
-        self, name: str, *, enabled: bool | None = None,
-        configuration: dict[str, Any] | None = None, application_id: str | None = None,
+        self,
+        name: str,
+        *,
+        enabled: bool | None = None,
+        configuration: dict[str, Any] | None = None,
+        application_id: str | None = None,
     ) -> Application:
-        app = Application(application_id or new_id(), name, True if enabled is None else enabled,
-                          {**DEFAULT_CONFIGURATION, **(configuration or {})})
+        app = Application(
+            application_id or new_id(),
+            name,
+            True if enabled is None else enabled,
+            {**DEFAULT_CONFIGURATION, **(configuration or {})},
+        )
         with self._lock:
             self.apps[app.application_id] = app
         return app
@@ -167,7 +184,12 @@ class Emulator:
         return app
 
     def update_application(
-        self, app_id: str, name: str, *, enabled: bool | None, configuration: dict[str, Any],
+        self,
+        app_id: str,
+        name: str,
+        *,
+        enabled: bool | None,
+        configuration: dict[str, Any],
     ) -> Application:
         """PUT is a merge: fields left out keep their values (§5.8)."""
         with self._lock:
@@ -181,8 +203,7 @@ class Emulator:
     def create_template(self, app_id: str, fields: dict[str, Any], *, message_id: str | None = None) -> str:
         msg_id = message_id or new_id()
         with self._lock:
-            self.application(app_id).templates[msg_id] = {
-                "pinLength": DEFAULT_PIN_LENGTH, "language": "en", **fields}
+            self.application(app_id).templates[msg_id] = {"pinLength": DEFAULT_PIN_LENGTH, "language": "en", **fields}
         return msg_id
 
     def template(self, app_id: str, msg_id: str) -> dict[str, Any]:
@@ -198,14 +219,21 @@ class Emulator:
             return template
 
     def seed(
-        self, *, application_id: str | None = None, message_id: str | None = None,
-        configuration: dict[str, Any] | None = None, template: dict[str, Any] | None = None,
+        self,
+        *,
+        application_id: str | None = None,
+        message_id: str | None = None,
+        configuration: dict[str, Any] | None = None,
+        template: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         """One ready application and SMS template, so a site runs without provisioning."""
-        app = self.create_application("Emulated 2FA", configuration=configuration,
-                                      application_id=application_id)
-        fields = {"messageText": "Your verification code is {{pin}}", "pinType": "NUMERIC",
-                  "senderId": "InfoSMS", **(template or {})}
+        app = self.create_application("Emulated 2FA", configuration=configuration, application_id=application_id)
+        fields = {
+            "messageText": "Your verification code is {{pin}}",
+            "pinType": "NUMERIC",
+            "senderId": "InfoSMS",
+            **(template or {}),
+        }
         return app.application_id, self.create_template(app.application_id, fields, message_id=message_id)
 
     # -- PINs ------------------------------------------------------------------
@@ -223,9 +251,17 @@ class Emulator:
             self._check_enabled(app)
             self._take_send_slots(app, request.to, now)
             pin_value = random_pin(_ALPHABETS[template["pinType"]], template["pinLength"])
-            pin = Pin(new_id(), app.application_id, request.message_id, channel, request.to, pin_value,
-                      render(template["messageText"], pin_value, request.placeholders),
-                      now + app.configuration["pinTimeToLive"].seconds, app.configuration["pinAttempts"])
+            pin = Pin(
+                new_id(),
+                app.application_id,
+                request.message_id,
+                channel,
+                request.to,
+                pin_value,
+                render(template["messageText"], pin_value, request.placeholders),
+                now + app.configuration["pinTimeToLive"].seconds,
+                app.configuration["pinAttempts"],
+            )
             self.pins[pin.pin_id] = pin
             self.last_by_phone[pin.to] = pin.pin_id
             self._send_order.append((pin.expires_at, pin.pin_id))
@@ -260,24 +296,20 @@ class Emulator:
             pin = self._pin(pin_id)
             app = self.apps[pin.application_id]
             if self.verify_limit:
-                self._take_slot(("verify", app.application_id, pin.to),
-                                app.configuration["verifyPinLimit"], now)
+                self._take_slot(("verify", app.application_id, pin.to), app.configuration["verifyPinLimit"], now)
             self._check_enabled(app)
             answer: dict[str, Any] = {"pinId": pin.pin_id, "msisdn": pin.to}
             if pin.attempts_left <= 0 or self._used(pin, app):
-                return {**answer, "verified": False, "attemptsRemaining": 0,
-                        "pinError": NO_MORE_PIN_ATTEMPTS}
+                return {**answer, "verified": False, "attemptsRemaining": 0, "pinError": NO_MORE_PIN_ATTEMPTS}
             if now >= pin.expires_at:
-                return {**answer, "verified": False, "attemptsRemaining": pin.attempts_left,
-                        "pinError": TTL_EXPIRED}
+                return {**answer, "verified": False, "attemptsRemaining": pin.attempts_left, "pinError": TTL_EXPIRED}
             if secrets.compare_digest(pin.pin.encode(), pin_value.encode()):
                 pin.verified = True
                 self.counts["verified"] += 1
                 return {**answer, "verified": True, "attemptsRemaining": 0}
             pin.attempts_left -= 1
             self.counts["wrongPin"] += 1
-            return {**answer, "verified": False, "attemptsRemaining": pin.attempts_left,
-                    "pinError": WRONG_PIN}
+            return {**answer, "verified": False, "attemptsRemaining": pin.attempts_left, "pinError": WRONG_PIN}
 
     # -- read-back for tests and benchmarks ------------------------------------
 
@@ -288,9 +320,19 @@ class Emulator:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {name: self.counts[name] for name in (
-                "smsSent", "voiceCalls", "resent", "notSent", "verifyRequests", "verified",
-                "wrongPin", "rateLimited")} | {"pinsStored": len(self.pins)}
+            return {
+                name: self.counts[name]
+                for name in (
+                    "smsSent",
+                    "voiceCalls",
+                    "resent",
+                    "notSent",
+                    "verifyRequests",
+                    "verified",
+                    "wrongPin",
+                    "rateLimited",
+                )
+            } | {"pinsStored": len(self.pins)}
 
     # -- helpers (called with the lock held) -----------------------------------
 
@@ -312,8 +354,10 @@ class Emulator:
     def _take_send_slots(self, app: Application, to: str, now: float) -> None:
         if not self.send_limits:
             return
-        keys = [(("app", app.application_id), app.configuration["sendPinPerApplicationLimit"]),
-                (("phone", app.application_id, to), app.configuration["sendPinPerPhoneNumberLimit"])]
+        keys = [
+            (("app", app.application_id), app.configuration["sendPinPerApplicationLimit"]),
+            (("phone", app.application_id, to), app.configuration["sendPinPerPhoneNumberLimit"]),
+        ]
         # Check both before recording either, so a refused send uses no slot.
         for key, limit in keys:
             self._check_slot(key, limit, now)
@@ -337,8 +381,11 @@ class Emulator:
         reachable = pin.to not in self.unreachable
         if pin.channel == "voice":
             self.counts["voiceCalls" if reachable else "notSent"] += 1
-            return {"pinId": pin.pin_id, "to": pin.to,
-                    "callStatus": "PENDING_ACCEPTED" if reachable else "MESSAGE_NOT_SENT"}
+            return {
+                "pinId": pin.pin_id,
+                "to": pin.to,
+                "callStatus": "PENDING_ACCEPTED" if reachable else "MESSAGE_NOT_SENT",
+            }
         self.counts["smsSent" if reachable else "notSent"] += 1
         answer = {"pinId": pin.pin_id, "to": pin.to}
         if nc_needed:

@@ -15,8 +15,30 @@ from otp.emulator.errors import ValidationErrors, bad_request
 from otp.emulator.formats import ONE_DAY, parse_duration, parse_limit
 
 PIN_TYPES = ("NUMERIC", "ALPHA", "HEX", "ALPHANUMERIC")
-LANGUAGES = ("en", "es", "ca", "da", "nl", "fr", "de", "it", "ja", "ko", "no", "pl", "ru", "sv",
-             "fi", "hr", "sl", "ro", "pt_pt", "pt_br", "zh_cn", "zh_tw")
+LANGUAGES = (
+    "en",
+    "es",
+    "ca",
+    "da",
+    "nl",
+    "fr",
+    "de",
+    "it",
+    "ja",
+    "ko",
+    "no",
+    "pl",
+    "ru",
+    "sv",
+    "fi",
+    "hr",
+    "sl",
+    "ro",
+    "pt_pt",
+    "pt_br",
+    "zh_cn",
+    "zh_tw",
+)
 PIN_PLACEHOLDER = "{{pin}}"
 # The app's own PIN_LENGTH default; Infobip documents none for SMS/voice.
 DEFAULT_PIN_LENGTH = 6
@@ -30,8 +52,7 @@ _TIME_FIELDS = {
     "sendPinPerApplicationLimit": (parse_limit, None),
     "sendPinPerPhoneNumberLimit": (parse_limit, None),
 }
-_TYPES: dict[type, str] = {str: "a string", bool: "a boolean", int: "an integer",
-                           float: "a number", dict: "an object"}
+_TYPES: dict[type, str] = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", dict: "an object"}
 
 
 class FieldReader:

@@ -48,9 +48,7 @@ def get_provider() -> BaseProvider:
                 cls = load_provider_class(path)
                 if cls.is_development_only and not settings.DEBUG:
                     # Belt and braces behind check otp.E002: never fake SMS in production.
-                    raise OtpConfigurationError(
-                        f"{cls.__name__} delivers nothing and is refused while DEBUG is off."
-                    )
+                    raise OtpConfigurationError(f"{cls.__name__} delivers nothing and is refused while DEBUG is off.")
                 provider = cls(**options)
                 _cache[key] = provider
     return provider

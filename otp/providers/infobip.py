@@ -26,8 +26,8 @@ from otp.exceptions import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from otp.providers.base import SMS, VOICE, BaseProvider, SendResult, VerifyResult
 from otp.net import is_loopback
+from otp.providers.base import SMS, VOICE, BaseProvider, SendResult, VerifyResult
 from otp.redaction import install_transport_log_filter
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,15 @@ def _retry_policy() -> Retry:
     # is safe. Anything after the request was sent is never retried: a repeated
     # send is a second charged SMS and a second valid PIN.
     return Retry(
-        total=1, connect=1, read=0, status=0, other=0, redirect=0,
-        allowed_methods=None, raise_on_status=False, raise_on_redirect=False,
+        total=1,
+        connect=1,
+        read=0,
+        status=0,
+        other=0,
+        redirect=0,
+        allowed_methods=None,
+        raise_on_status=False,
+        raise_on_redirect=False,
     )
 
 
@@ -77,11 +84,13 @@ def build_session(api_key: str, pool_maxsize: int = 32) -> requests.Session:
     """A session that sends ``Authorization: App <key>`` and JSON, and never retries a sent request."""
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc credentials picked up by surprise
-    session.headers.update({
-        "Authorization": f"App {api_key}",
-        "Accept": "application/json",
-        "User-Agent": f"django-otp-infobip/{__version__}",
-    })
+    session.headers.update(
+        {
+            "Authorization": f"App {api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"django-otp-infobip/{__version__}",
+        }
+    )
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -122,19 +131,25 @@ def _error_id(response: requests.Response) -> str:
 
 
 def _parse(
-    response: requests.Response, *, operation: str, not_found: type[ProviderError], expect: type,
+    response: requests.Response,
+    *,
+    operation: str,
+    not_found: type[ProviderError],
+    expect: type,
 ) -> Any:
     status = response.status_code
     if 200 <= status < 300:
         try:
             data = response.json()
         except ValueError as err:
-            raise ProviderUnavailable(f"Infobip {operation} answered {status} with a non-JSON body",
-                                      status_code=status) from err
+            raise ProviderUnavailable(
+                f"Infobip {operation} answered {status} with a non-JSON body", status_code=status
+            ) from err
         if not isinstance(data, expect):
             kind = "object" if expect is dict else expect.__name__
-            raise ProviderUnavailable(f"Infobip {operation} answered {status} with a non-{kind} body",
-                                      status_code=status)
+            raise ProviderUnavailable(
+                f"Infobip {operation} answered {status} with a non-{kind} body", status_code=status
+            )
         return data
     detail = f"Infobip {operation} answered {status}"
     error_id = _error_id(response)
@@ -143,8 +158,7 @@ def _parse(
     if status == 404:
         raise not_found(detail, status_code=status)
     if status in (401, 403):
-        raise ProviderMisconfigured(detail + ": check the API key and its 2FA scopes",
-                                    status_code=status)
+        raise ProviderMisconfigured(detail + ": check the API key and its 2FA scopes", status_code=status)
     if status == 429:
         raise ProviderRateLimited(detail, retry_after=_retry_after(response))
     if 400 <= status < 500:
@@ -158,7 +172,10 @@ class InfobipProvider(BaseProvider):
 
     provider_name: ClassVar[str] = "Infobip"
     REQUIRED_OPTIONS: ClassVar[tuple[str, ...]] = (
-        "api_key", "base_url", "application_id", "message_id",
+        "api_key",
+        "base_url",
+        "application_id",
+        "message_id",
     )
 
     def __init__(
@@ -199,7 +216,8 @@ class InfobipProvider(BaseProvider):
         # The same pinId may be resent by the other channel (an SMS PIN read out by voice).
         suffix = "/voice" if channel == VOICE else ""
         path = f"/2fa/2/pin/{quote(pin_id, safe='')}/resend{suffix}"
-        result = self._sent(self._post(path, {}, operation="voice resend" if channel == VOICE else "resend", not_found=PinNotFound))
+        operation = "voice resend" if channel == VOICE else "resend"
+        result = self._sent(self._post(path, {}, operation=operation, not_found=PinNotFound))
         if result.pin_id != pin_id:
             raise ProviderUnavailable("Infobip resend answer is for another pinId")
         return result
@@ -213,8 +231,9 @@ class InfobipProvider(BaseProvider):
         nc_status = data.get("ncStatus")
         delivered = sms_status != "MESSAGE_NOT_SENT" and nc_status not in _UNREACHABLE_NC
         if not delivered:
-            logger.warning("Infobip accepted a send but did not deliver it (smsStatus=%s ncStatus=%s)",
-                           sms_status, nc_status)
+            logger.warning(
+                "Infobip accepted a send but did not deliver it (smsStatus=%s ncStatus=%s)", sms_status, nc_status
+            )
         return SendResult(pin_id=pin_id, delivered=delivered)
 
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
@@ -247,32 +266,44 @@ class InfobipProvider(BaseProvider):
         operation: str,
         not_found: type[ProviderError] = ProviderMisconfigured,
     ) -> dict[str, Any]:
-        return request_json(self.session, "POST", self.base_url + path, body=body, timeout=self.timeout,
-                            operation=operation, not_found=not_found)
+        return request_json(
+            self.session,
+            "POST",
+            self.base_url + path,
+            body=body,
+            timeout=self.timeout,
+            operation=operation,
+            not_found=not_found,
+        )
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> list[CheckMessage]:
         errors: list[CheckMessage] = []
         missing = [name for name in cls.REQUIRED_OPTIONS if not options.get(name)]
         if missing:
-            errors.append(Error(
-                f"The Infobip provider is missing {', '.join(missing)}.",
-                hint="Set OTP['PROVIDER_OPTIONS'] (the demo site reads INFOBIP_API_KEY, "
-                     "INFOBIP_BASE_URL, INFOBIP_2FA_APP_ID and INFOBIP_2FA_MSG_ID).",
-                id="otp.E010",
-            ))
+            errors.append(
+                Error(
+                    f"The Infobip provider is missing {', '.join(missing)}.",
+                    hint="Set OTP['PROVIDER_OPTIONS'] (the demo site reads INFOBIP_API_KEY, "
+                    "INFOBIP_BASE_URL, INFOBIP_2FA_APP_ID and INFOBIP_2FA_MSG_ID).",
+                    id="otp.E010",
+                )
+            )
         if options.get("base_url"):
             try:
                 normalize_base_url(options["base_url"])
             except InvalidBaseUrl as err:
-                errors.append(Error(f"Invalid Infobip base URL: {err}.",
-                                    hint="Use the account host, e.g. xyz.api.infobip.com.",
-                                    id="otp.E011"))
+                errors.append(
+                    Error(
+                        f"Invalid Infobip base URL: {err}.",
+                        hint="Use the account host, e.g. xyz.api.infobip.com.",
+                        id="otp.E011",
+                    )
+                )
         for name in ("connect_timeout", "read_timeout"):
             value = options.get(name, 1)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                errors.append(Error(f"Infobip {name} must be a positive number of seconds.",
-                                    id="otp.E012"))
+                errors.append(Error(f"Infobip {name} must be a positive number of seconds.", id="otp.E012"))
         return errors
 
 

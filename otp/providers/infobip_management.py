@@ -58,33 +58,37 @@ class InfobipManagementClient:
         return self._call("GET", APPLICATIONS_PATH, operation="list applications", expect=list)
 
     def get_application(self, app_id: str) -> dict[str, Any]:
-        return self._call("GET", f"{APPLICATIONS_PATH}/{_segment(app_id)}",
-                          operation=f"get application {app_id}")
+        return self._call("GET", f"{APPLICATIONS_PATH}/{_segment(app_id)}", operation=f"get application {app_id}")
 
     def create_application(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", APPLICATIONS_PATH, body=body, operation="create application")
 
     def update_application(self, app_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PUT", f"{APPLICATIONS_PATH}/{_segment(app_id)}", body=body,
-                          operation=f"update application {app_id}")
+        return self._call(
+            "PUT", f"{APPLICATIONS_PATH}/{_segment(app_id)}", body=body, operation=f"update application {app_id}"
+        )
 
     # -- message templates -----------------------------------------------------
 
     def list_messages(self, app_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", self._messages_path(app_id),
-                          operation=f"list templates of application {app_id}", expect=list)
+        return self._call(
+            "GET", self._messages_path(app_id), operation=f"list templates of application {app_id}", expect=list
+        )
 
     def get_message(self, app_id: str, msg_id: str) -> dict[str, Any]:
-        return self._call("GET", f"{self._messages_path(app_id)}/{_segment(msg_id)}",
-                          operation=f"get template {msg_id}")
+        return self._call(
+            "GET", f"{self._messages_path(app_id)}/{_segment(msg_id)}", operation=f"get template {msg_id}"
+        )
 
     def create_message(self, app_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", self._messages_path(app_id), body=body,
-                          operation=f"create template in application {app_id}")
+        return self._call(
+            "POST", self._messages_path(app_id), body=body, operation=f"create template in application {app_id}"
+        )
 
     def update_message(self, app_id: str, msg_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PUT", f"{self._messages_path(app_id)}/{_segment(msg_id)}", body=body,
-                          operation=f"update template {msg_id}")
+        return self._call(
+            "PUT", f"{self._messages_path(app_id)}/{_segment(msg_id)}", body=body, operation=f"update template {msg_id}"
+        )
 
     # -- HTTP ------------------------------------------------------------------
 
@@ -93,11 +97,24 @@ class InfobipManagementClient:
         return f"{APPLICATIONS_PATH}/{_segment(app_id)}/messages"
 
     def _call(
-        self, method: str, path: str, *, operation: str, body: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        body: dict[str, Any] | None = None,
         expect: type = dict,
     ) -> Any:
-        data = request_json(self.session, method, self.base_url + path, body=body, timeout=self.timeout,
-                            operation=operation, not_found=NotFound, expect=expect)
+        data = request_json(
+            self.session,
+            method,
+            self.base_url + path,
+            body=body,
+            timeout=self.timeout,
+            operation=operation,
+            not_found=NotFound,
+            expect=expect,
+        )
         if expect is list and not all(isinstance(item, dict) for item in data):
             raise ProviderUnavailable(f"Infobip {operation} answered a list of non-objects")
         return data

@@ -78,8 +78,12 @@ class SimulatedProvider(BaseProvider):
 
     def send(self, phone: str, *, channel: str = SMS) -> SendResult:
         pin_id = secrets.token_hex(16).upper()
-        state = _PinState(phone=phone, length=self.pin_length,
-                          expires_at=time.time() + self.ttl_seconds, attempts_left=self.pin_attempts)
+        state = _PinState(
+            phone=phone,
+            length=self.pin_length,
+            expires_at=time.time() + self.ttl_seconds,
+            attempts_left=self.pin_attempts,
+        )
         with self._lock:
             self._pins[pin_id] = state
         self._deliver_pin(pin_id, state, channel)
@@ -96,8 +100,9 @@ class SimulatedProvider(BaseProvider):
 
     def _deliver_pin(self, pin_id: str, state: _PinState, channel: str) -> None:
         pin = self._pin_for(pin_id, state.length)
-        self.deliver(phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin),
-                     channel=channel)
+        self.deliver(
+            phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin), channel=channel
+        )
 
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
         with self._lock:
@@ -108,8 +113,7 @@ class SimulatedProvider(BaseProvider):
             if state.attempts_left <= 0 or state.verified:
                 return VerifyResult(verified=False, pin_error=NO_MORE_PIN_ATTEMPTS, attempts_remaining=0)
             if time.time() >= state.expires_at:
-                return VerifyResult(verified=False, pin_error=TTL_EXPIRED,
-                                    attempts_remaining=state.attempts_left)
+                return VerifyResult(verified=False, pin_error=TTL_EXPIRED, attempts_remaining=state.attempts_left)
             if hmac.compare_digest(self._pin_for(pin_id, state.length).encode(), pin.encode()):
                 state.verified = True
                 return VerifyResult(verified=True, attempts_remaining=0)

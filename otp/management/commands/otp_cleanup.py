@@ -24,16 +24,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--retention-days", type=int, metavar="N",
+            "--retention-days",
+            type=int,
+            metavar="N",
             help="Keep expired attempts this many days (default: OTP['RETENTION_DAYS']).",
         )
         parser.add_argument(
-            "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            metavar="N",
             help=f"Rows deleted per statement (default: {DEFAULT_BATCH_SIZE}).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
         parser.add_argument(
-            "--erase-phone", metavar="NUMBER",
+            "--erase-phone",
+            metavar="NUMBER",
             help="Delete every attempt of this number, whatever its age (right to erasure).",
         )
 
@@ -56,15 +62,18 @@ class Command(BaseCommand):
             ) from err
         except ValueError as err:
             raise CommandError(str(err)) from err
-        self._report(purged, f"that expired before {purged.cutoff:%Y-%m-%d %H:%M:%S %Z} "
-                             f"({retention_days} days of retention)")
+        self._report(
+            purged, f"that expired before {purged.cutoff:%Y-%m-%d %H:%M:%S %Z} ({retention_days} days of retention)"
+        )
 
     def _report(self, result: DeletionResult, what: str) -> None:
         if result.dry_run:
-            self.stdout.write(self.style.WARNING(
-                f"Dry run: would delete {result.deleted} OTP attempt(s) {what}; nothing was deleted."
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Dry run: would delete {result.deleted} OTP attempt(s) {what}; nothing was deleted."
+                )
+            )
         else:
-            self.stdout.write(self.style.SUCCESS(
-                f"Deleted {result.deleted} OTP attempt(s) {what} in {result.batches} batch(es)."
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(f"Deleted {result.deleted} OTP attempt(s) {what} in {result.batches} batch(es).")
+            )

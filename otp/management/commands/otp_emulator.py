@@ -30,27 +30,54 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=18081, help="port (default 18081, 0 for any free one)")
-        parser.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
-                            help="accepted API key; repeatable (default: a random key, printed)")
-        parser.add_argument("--seed", action="store_true",
-                            help="create one application and SMS template at start")
+        parser.add_argument(
+            "--api-key",
+            action="append",
+            dest="api_keys",
+            metavar="KEY",
+            help="accepted API key; repeatable (default: a random key, printed)",
+        )
+        parser.add_argument("--seed", action="store_true", help="create one application and SMS template at start")
         parser.add_argument("--app-id", help="ID of the seeded application (implies --seed)")
         parser.add_argument("--msg-id", help="ID of the seeded template (implies --seed)")
-        parser.add_argument("--app-config", action="append", default=[], metavar="FIELD=VALUE",
-                            help="seeded application configuration (implies --seed), e.g. pinAttempts=5")
+        parser.add_argument(
+            "--app-config",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="seeded application configuration (implies --seed), e.g. pinAttempts=5",
+        )
         parser.add_argument("--pin-length", type=int, default=6, help="PIN length of the seeded template")
-        parser.add_argument("--no-send-limits", action="store_true",
-                            help="ignore sendPinPerApplicationLimit and sendPinPerPhoneNumberLimit")
+        parser.add_argument(
+            "--no-send-limits",
+            action="store_true",
+            help="ignore sendPinPerApplicationLimit and sendPinPerPhoneNumberLimit",
+        )
         parser.add_argument("--no-verify-limit", action="store_true", help="ignore verifyPinLimit")
-        parser.add_argument("--latency-ms", action="append", default=[], metavar="[ROUTE=]MS",
-                            help=f"added latency, for all routes or one of {', '.join(GROUPS[1:])}")
-        parser.add_argument("--fault", action="append", default=[], metavar="KIND[,name=value...]",
-                            help=f"fault to start with, e.g. error,status=503,route=verify,count=2; "
-                                 f"kinds: {', '.join(KINDS)}")
-        parser.add_argument("--hang-seconds", type=float, default=300.0,
-                            help="how long a 'hang' fault holds a connection (default 300)")
-        parser.add_argument("--create-status", type=int, choices=(200, 201), default=200,
-                            help="status of POST /2fa/2/applications (Infobip's SDKs expect 200)")
+        parser.add_argument(
+            "--latency-ms",
+            action="append",
+            default=[],
+            metavar="[ROUTE=]MS",
+            help=f"added latency, for all routes or one of {', '.join(GROUPS[1:])}",
+        )
+        parser.add_argument(
+            "--fault",
+            action="append",
+            default=[],
+            metavar="KIND[,name=value...]",
+            help=f"fault to start with, e.g. error,status=503,route=verify,count=2; kinds: {', '.join(KINDS)}",
+        )
+        parser.add_argument(
+            "--hang-seconds", type=float, default=300.0, help="how long a 'hang' fault holds a connection (default 300)"
+        )
+        parser.add_argument(
+            "--create-status",
+            type=int,
+            choices=(200, 201),
+            default=200,
+            help="status of POST /2fa/2/applications (Infobip's SDKs expect 200)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         faults = FaultPlan()
@@ -61,19 +88,29 @@ class Command(BaseCommand):
                 faults.add(parse_fault_spec(spec))
         except (TypeError, ValueError) as err:
             raise CommandError(str(err)) from err
-        emulator = Emulator(send_limits=not options["no_send_limits"],
-                            verify_limit=not options["no_verify_limit"],
-                            create_status=options["create_status"])
+        emulator = Emulator(
+            send_limits=not options["no_send_limits"],
+            verify_limit=not options["no_verify_limit"],
+            create_status=options["create_status"],
+        )
         seeded = None
         if options["seed"] or options["app_id"] or options["msg_id"] or options["app_config"]:
-            seeded = emulator.seed(application_id=options["app_id"], message_id=options["msg_id"],
-                                   configuration=self._app_config(options["app_config"]),
-                                   template={"pinLength": options["pin_length"]})
+            seeded = emulator.seed(
+                application_id=options["app_id"],
+                message_id=options["msg_id"],
+                configuration=self._app_config(options["app_config"]),
+                template={"pinLength": options["pin_length"]},
+            )
         api_keys = options["api_keys"] or [secrets.token_hex(16)]
         try:
-            server = EmulatorServer(emulator, api_keys=api_keys, host=options["host"],
-                                    port=options["port"], faults=faults,
-                                    hang_seconds=options["hang_seconds"])
+            server = EmulatorServer(
+                emulator,
+                api_keys=api_keys,
+                host=options["host"],
+                port=options["port"],
+                faults=faults,
+                hang_seconds=options["hang_seconds"],
+            )
         except NotLoopback as err:
             raise CommandError(str(err)) from err
 

@@ -31,46 +31,62 @@ def _show(value: Any) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Create or update the Infobip 2FA application and SMS template from the OTP policy, "
-            "and print INFOBIP_2FA_APP_ID / INFOBIP_2FA_MSG_ID.")
+    help = (
+        "Create or update the Infobip 2FA application and SMS template from the OTP policy, "
+        "and print INFOBIP_2FA_APP_ID / INFOBIP_2FA_MSG_ID."
+    )
     # It runs before the IDs exist, when the provider's own check (otp.E010) still fails.
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         connection = parser.add_argument_group("connection (the API key never comes from the command line)")
         connection.add_argument("--base-url", help="Infobip base URL; default PROVIDER_OPTIONS['base_url'].")
-        connection.add_argument("--api-key-env", metavar="NAME",
-                                help="Read the API key from this environment variable instead of "
-                                     "PROVIDER_OPTIONS['api_key'].")
+        connection.add_argument(
+            "--api-key-env",
+            metavar="NAME",
+            help="Read the API key from this environment variable instead of PROVIDER_OPTIONS['api_key'].",
+        )
         app = parser.add_argument_group("application")
-        app.add_argument("--name", default=provisioning.DEFAULT_NAME,
-                         help="Application name to create or update (default %(default)s).")
+        app.add_argument(
+            "--name",
+            default=provisioning.DEFAULT_NAME,
+            help="Application name to create or update (default %(default)s).",
+        )
         app.add_argument("--pin-attempts", type=int, help="At most OTP['MAX_VERIFY_ATTEMPTS'] (the default).")
-        app.add_argument("--pin-ttl", metavar="DURATION",
-                         help="e.g. 5m or 300s; at most OTP['CODE_TTL_SECONDS'] (the default).")
-        app.add_argument("--verify-pin-limit", metavar="LIMIT",
-                         help=f"default {provisioning.DEFAULT_VERIFY_PIN_LIMIT}")
-        app.add_argument("--send-pin-per-application-limit", metavar="LIMIT",
-                         help=f"default {provisioning.DEFAULT_SEND_PIN_PER_APPLICATION_LIMIT}")
-        app.add_argument("--send-pin-per-phone-number-limit", metavar="LIMIT",
-                         help=f"default {provisioning.DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT}")
+        app.add_argument(
+            "--pin-ttl", metavar="DURATION", help="e.g. 5m or 300s; at most OTP['CODE_TTL_SECONDS'] (the default)."
+        )
+        app.add_argument("--verify-pin-limit", metavar="LIMIT", help=f"default {provisioning.DEFAULT_VERIFY_PIN_LIMIT}")
+        app.add_argument(
+            "--send-pin-per-application-limit",
+            metavar="LIMIT",
+            help=f"default {provisioning.DEFAULT_SEND_PIN_PER_APPLICATION_LIMIT}",
+        )
+        app.add_argument(
+            "--send-pin-per-phone-number-limit",
+            metavar="LIMIT",
+            help=f"default {provisioning.DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT}",
+        )
         template = parser.add_argument_group("SMS template")
-        template.add_argument("--message-text", help=f"Must contain {{{{pin}}}}; default "
-                                                     f"{provisioning.DEFAULT_MESSAGE_TEXT!r}.")
+        template.add_argument(
+            "--message-text", help=f"Must contain {{{{pin}}}}; default {provisioning.DEFAULT_MESSAGE_TEXT!r}."
+        )
         template.add_argument("--pin-length", type=int, help="Must equal OTP['PIN_LENGTH'] (the default).")
         template.add_argument("--sender-id", help="Sender shown to the recipient; Infobip's default if unset.")
-        template.add_argument("--language", help=f"One of Infobip's codes (default "
-                                                 f"{provisioning.DEFAULT_LANGUAGE}).")
+        template.add_argument("--language", help=f"One of Infobip's codes (default {provisioning.DEFAULT_LANGUAGE}).")
         mode = parser.add_argument_group("mode")
-        mode.add_argument("--dry-run", action="store_true",
-                          help="Show what would be created or changed; only GET requests.")
-        mode.add_argument("--check", action="store_true",
-                          help=f"Exit {NOT_COMPLIANT} listing where Infobip is looser than the local "
-                               "policy; only GET requests.")
-        mode.add_argument("--write-env", metavar="PATH",
-                          help="Write the two IDs into this .env file, keeping every other line.")
-        mode.add_argument("--send-test-pin", metavar="NUMBER",
-                          help="After provisioning, send one PIN to this number.")
+        mode.add_argument(
+            "--dry-run", action="store_true", help="Show what would be created or changed; only GET requests."
+        )
+        mode.add_argument(
+            "--check",
+            action="store_true",
+            help=f"Exit {NOT_COMPLIANT} listing where Infobip is looser than the local policy; only GET requests.",
+        )
+        mode.add_argument(
+            "--write-env", metavar="PATH", help="Write the two IDs into this .env file, keeping every other line."
+        )
+        mode.add_argument("--send-test-pin", metavar="NUMBER", help="After provisioning, send one PIN to this number.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.base_url = ""
@@ -122,23 +138,22 @@ class Command(BaseCommand):
         if options["check"]:
             self._check(client, desired, app_id, msg_id)
             return
-        outcome = provisioning.provision(client, desired, application_id=app_id, message_id=msg_id,
-                                         dry_run=options["dry_run"])
+        outcome = provisioning.provision(
+            client, desired, application_id=app_id, message_id=msg_id, dry_run=options["dry_run"]
+        )
         self._report(outcome, desired.name, dry_run=options["dry_run"])
         if options["dry_run"]:
             if options["write_env"]:
                 self.stdout.write(f"Dry run: {options['write_env']} not written.")
             return
-        values = {provisioning.ENV_APP_ID: outcome.application.ident,
-                  provisioning.ENV_MSG_ID: outcome.template.ident}
+        values = {provisioning.ENV_APP_ID: outcome.application.ident, provisioning.ENV_MSG_ID: outcome.template.ident}
         for key, value in values.items():
             self.stdout.write(f"{key}={value}")
         if options["write_env"]:
             written = provisioning.write_env(options["write_env"], values)
             self.stdout.write(f"{'Wrote' if written else 'Already current:'} {options['write_env']}")
         if phone:
-            delivered = provisioning.send_test_pin(connection, outcome.application.ident,
-                                                   outcome.template.ident, phone)
+            delivered = provisioning.send_test_pin(connection, outcome.application.ident, outcome.template.ident, phone)
             if not delivered:
                 raise CommandError(f"Infobip accepted the test PIN for {mask_phone(phone)} but did not send it")
             self.stdout.write(f"Test PIN sent to {mask_phone(phone)}.")
@@ -152,12 +167,15 @@ class Command(BaseCommand):
         else:
             api_key = str(configured.get("api_key") or "").strip()
             if not api_key:
-                raise CommandError("no Infobip API key: set OTP['PROVIDER_OPTIONS']['api_key'] "
-                                   "(INFOBIP_API_KEY) or use --api-key-env NAME")
+                raise CommandError(
+                    "no Infobip API key: set OTP['PROVIDER_OPTIONS']['api_key'] "
+                    "(INFOBIP_API_KEY) or use --api-key-env NAME"
+                )
         base_url = options["base_url"] or configured.get("base_url")
         if not base_url:
-            raise CommandError("no Infobip base URL: set OTP['PROVIDER_OPTIONS']['base_url'] "
-                               "(INFOBIP_BASE_URL) or use --base-url")
+            raise CommandError(
+                "no Infobip base URL: set OTP['PROVIDER_OPTIONS']['base_url'] (INFOBIP_BASE_URL) or use --base-url"
+            )
         return {
             "api_key": api_key,
             "base_url": base_url,
@@ -165,21 +183,24 @@ class Command(BaseCommand):
             "read_timeout": configured.get("read_timeout", DEFAULT_READ_TIMEOUT),
         }
 
-    def _check(self, client: InfobipManagementClient, desired: provisioning.Desired,
-               app_id: str, msg_id: str) -> None:
+    def _check(self, client: InfobipManagementClient, desired: provisioning.Desired, app_id: str, msg_id: str) -> None:
         problems = provisioning.check_compliance(client, desired, application_id=app_id, message_id=msg_id)
         if not problems:
             self.stdout.write("Infobip complies with the local policy.")
             return
         for problem in problems:
             self.stdout.write(f"- {problem}")
-        raise CommandError(f"Infobip is looser than the local policy ({len(problems)} "
-                           f"difference{'s' if len(problems) != 1 else ''})", returncode=NOT_COMPLIANT)
+        raise CommandError(
+            f"Infobip is looser than the local policy ({len(problems)} difference{'s' if len(problems) != 1 else ''})",
+            returncode=NOT_COMPLIANT,
+        )
 
     def _report(self, outcome: provisioning.Outcome, name: str, *, dry_run: bool) -> None:
-        verbs = {"create": "would create" if dry_run else "created",
-                 "update": "would update" if dry_run else "updated",
-                 "none": "up to date"}
+        verbs = {
+            "create": "would create" if dry_run else "created",
+            "update": "would update" if dry_run else "updated",
+            "none": "up to date",
+        }
         labels = {"application": f"Application {name!r}", "template": "SMS template"}
         for step in (outcome.application, outcome.template):
             label = labels[step.kind] + (f" {step.ident}" if step.ident else "")
