@@ -182,14 +182,26 @@ OTP = {
 # Limits: each OTP_<NAME> variable overrides the app default; "off" switches
 # a limit off (see the settings reference).
 _LIMIT_SETTINGS = {
-    "IP_SEND_RATE": str, "IP_VERIFY_RATE": str, "TRUSTED_PROXY_COUNT": int,
-    "RESEND_COOLDOWN_SECONDS": int, "RESEND_COOLDOWN_MAX_SECONDS": int, "MAX_SENDS_PER_PHONE_PER_DAY": int,
-    "MAX_FAILURES_PER_PHONE": int, "FAILURE_BACKOFF_SECONDS": int, "FAILURE_BACKOFF_MAX_SECONDS": int,
-    "PREFIX_STRIP_DIGITS": int, "MAX_SENDS_PER_PREFIX_PER_HOUR": int, "PREFIX_BLOCK_SECONDS": int,
-    "MAX_SENDS_PER_COUNTRY_PER_HOUR": int, "COUNTRY_BLOCK_SECONDS": int,
-    "MAX_SENDS_PER_HOUR": int, "MAX_SENDS_PER_DAY": int,
-    "CIRCUIT_FAILURES": int, "CIRCUIT_OPEN_SECONDS": int,
-    "PROVIDER_MAX_CONCURRENCY": int, "PROVIDER_QUEUE_TIMEOUT_SECONDS": float,
+    "IP_SEND_RATE": str,
+    "IP_VERIFY_RATE": str,
+    "TRUSTED_PROXY_COUNT": int,
+    "RESEND_COOLDOWN_SECONDS": int,
+    "RESEND_COOLDOWN_MAX_SECONDS": int,
+    "MAX_SENDS_PER_PHONE_PER_DAY": int,
+    "MAX_FAILURES_PER_PHONE": int,
+    "FAILURE_BACKOFF_SECONDS": int,
+    "FAILURE_BACKOFF_MAX_SECONDS": int,
+    "PREFIX_STRIP_DIGITS": int,
+    "MAX_SENDS_PER_PREFIX_PER_HOUR": int,
+    "PREFIX_BLOCK_SECONDS": int,
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR": int,
+    "COUNTRY_BLOCK_SECONDS": int,
+    "MAX_SENDS_PER_HOUR": int,
+    "MAX_SENDS_PER_DAY": int,
+    "CIRCUIT_FAILURES": int,
+    "CIRCUIT_OPEN_SECONDS": int,
+    "PROVIDER_MAX_CONCURRENCY": int,
+    "PROVIDER_QUEUE_TIMEOUT_SECONDS": float,
 }
 for _name, _cast in _LIMIT_SETTINGS.items():
     _raw = env.str(f"OTP_{_name}", default="")

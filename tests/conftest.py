@@ -76,8 +76,11 @@ def otp_api(api: APIClient) -> Api:
 @pytest.fixture
 def infobip(settings: Any) -> Iterator[responses.RequestsMock]:
     """The app configured for Infobip, with Infobip's HTTP API mocked."""
-    settings.OTP = {**settings.OTP, "PROVIDER": "otp.providers.infobip.InfobipProvider",
-                    "PROVIDER_OPTIONS": dict(INFOBIP_OPTIONS)}
+    settings.OTP = {
+        **settings.OTP,
+        "PROVIDER": "otp.providers.infobip.InfobipProvider",
+        "PROVIDER_OPTIONS": dict(INFOBIP_OPTIONS),
+    }
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 

@@ -25,8 +25,7 @@ PIN_ID = "SECRET-PIN-ID-4F1E"
 
 def make(phone: str = PHONE, status: str = AttemptStatus.PENDING, **fields: Any) -> OtpAttempt:
     now = timezone.now()
-    return OtpAttempt.objects.create(phone=phone, status=status, expires_at=now + timedelta(minutes=5),
-                                     **fields)
+    return OtpAttempt.objects.create(phone=phone, status=status, expires_at=now + timedelta(minutes=5), **fields)
 
 
 @pytest.fixture
@@ -86,12 +85,19 @@ def test_action_invalidates_only_open_attempts(staff):
     sending = make(OTHER_PHONE, AttemptStatus.SENDING)
     verified = make(status=AttemptStatus.VERIFIED)
     untouched = make(OTHER_PHONE)
-    response = staff.post(CHANGELIST, {"action": "invalidate_pending", "index": 0,
-                                       "_selected_action": [pending.pk, sending.pk, verified.pk]}, follow=True)
+    response = staff.post(
+        CHANGELIST,
+        {"action": "invalidate_pending", "index": 0, "_selected_action": [pending.pk, sending.pk, verified.pk]},
+        follow=True,
+    )
     assert "2 attempts invalidated." in response.content.decode()
     statuses = dict(OtpAttempt.objects.values_list("pk", "status"))
-    assert statuses == {pending.pk: AttemptStatus.INVALIDATED, sending.pk: AttemptStatus.INVALIDATED,
-                        verified.pk: AttemptStatus.VERIFIED, untouched.pk: AttemptStatus.PENDING}
+    assert statuses == {
+        pending.pk: AttemptStatus.INVALIDATED,
+        sending.pk: AttemptStatus.INVALIDATED,
+        verified.pk: AttemptStatus.VERIFIED,
+        untouched.pk: AttemptStatus.PENDING,
+    }
 
 
 def test_view_only_staff_cannot_invalidate(client, django_user_model):
@@ -110,8 +116,9 @@ def _counts(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
 
 
-def test_changelist_queries_are_bounded_and_never_count_the_table(staff, django_user_model,
-                                                                    django_assert_max_num_queries):
+def test_changelist_queries_are_bounded_and_never_count_the_table(
+    staff, django_user_model, django_assert_max_num_queries
+):
     for i in range(120):  # more than one page, each with its own user
         user = django_user_model.objects.create_user(f"user{i}")
         make(f"+1415555{i:04d}", user=user)

@@ -45,14 +45,21 @@ def test_infobip_options(settings):
     assert ids(check_provider()) == ["otp.E012"]
 
 
-@pytest.mark.parametrize(("key", "value", "check_id"), [
-    ("PIN_LENGTH", 5, "otp.E003"), ("PIN_LENGTH", 11, "otp.E003"), ("PIN_LENGTH", "6", "otp.E003"),
-    ("CODE_TTL_SECONDS", 601, "otp.E004"), ("CODE_TTL_SECONDS", 0, "otp.E004"),
-    ("MAX_VERIFY_ATTEMPTS", 0, "otp.E005"), ("MAX_VERIFY_ATTEMPTS", 11, "otp.E005"),
-    ("DEFAULT_REGION", "XX", "otp.E006"),
-    ("MAX_REQUEST_BYTES", 10, "otp.E007"),
-    ("RETENTION_DAYS", -1, "otp.E008"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "check_id"),
+    [
+        ("PIN_LENGTH", 5, "otp.E003"),
+        ("PIN_LENGTH", 11, "otp.E003"),
+        ("PIN_LENGTH", "6", "otp.E003"),
+        ("CODE_TTL_SECONDS", 601, "otp.E004"),
+        ("CODE_TTL_SECONDS", 0, "otp.E004"),
+        ("MAX_VERIFY_ATTEMPTS", 0, "otp.E005"),
+        ("MAX_VERIFY_ATTEMPTS", 11, "otp.E005"),
+        ("DEFAULT_REGION", "XX", "otp.E006"),
+        ("MAX_REQUEST_BYTES", 10, "otp.E007"),
+        ("RETENTION_DAYS", -1, "otp.E008"),
+    ],
+)
 def test_policy_errors(settings, key, value, check_id):
     settings.OTP = {**settings.OTP, key: value}
     assert ids(check_policy()) == [check_id]

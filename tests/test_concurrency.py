@@ -18,8 +18,11 @@ from otp.exceptions import VerificationFailed
 from otp.models import AttemptStatus, OtpAttempt
 from tests.conftest import PHONE
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres,
-              pytest.mark.usefixtures("require_postgres")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.usefixtures("require_postgres"),
+]
 
 PIN_URL = "https://xyz.api.infobip.com/2fa/2/pin"
 THREADS = 20
@@ -69,8 +72,7 @@ def test_parallel_correct_pins_verify_exactly_once(infobip, settings):
 
 def test_parallel_wrong_guesses_never_exceed_the_cap(infobip):
     infobip.post(PIN_URL, json={"pinId": "P1"})
-    infobip.post(f"{PIN_URL}/P1/verify", json={"verified": False, "pinError": "WRONG_PIN",
-                                               "attemptsRemaining": 9})
+    infobip.post(f"{PIN_URL}/P1/verify", json={"verified": False, "pinError": "WRONG_PIN", "attemptsRemaining": 9})
     services.send_code(PHONE)
     outcomes = run_parallel(lambda: services.verify_code(PHONE, "000000"))
     assert kinds(outcomes) == Counter({"VerificationFailed": THREADS})

@@ -35,8 +35,15 @@ def http():
 
 
 def test_send_posts_documented_request(provider, http):
-    http.post(SEND_URL, json={"pinId": PIN_ID, "to": "14155552671", "ncStatus": "NC_DESTINATION_REACHABLE",
-                              "smsStatus": "MESSAGE_SENT"})
+    http.post(
+        SEND_URL,
+        json={
+            "pinId": PIN_ID,
+            "to": "14155552671",
+            "ncStatus": "NC_DESTINATION_REACHABLE",
+            "smsStatus": "MESSAGE_SENT",
+        },
+    )
     result = provider.send("+14155552671")
     assert result.pin_id == PIN_ID and result.delivered
     request = http.calls[0].request
@@ -44,16 +51,18 @@ def test_send_posts_documented_request(provider, http):
     assert request.headers["Authorization"] == "App test-api-key-0123456789"
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Accept"] == "application/json"
-    assert json.loads(request.body) == {"applicationId": "APP-ID-1", "messageId": "MSG-ID-1",
-                                        "to": "14155552671"}
+    assert json.loads(request.body) == {"applicationId": "APP-ID-1", "messageId": "MSG-ID-1", "to": "14155552671"}
     assert request.req_kwargs["timeout"] == (2.0, 5.0)
 
 
-@pytest.mark.parametrize("body", [
-    {"pinId": PIN_ID, "smsStatus": "MESSAGE_NOT_SENT"},
-    {"pinId": PIN_ID, "ncStatus": "NC_DESTINATION_NOT_REACHABLE"},
-    {"pinId": PIN_ID, "ncStatus": "NC_NOT_REACHABLE", "smsStatus": "MESSAGE_SENT"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"pinId": PIN_ID, "smsStatus": "MESSAGE_NOT_SENT"},
+        {"pinId": PIN_ID, "ncStatus": "NC_DESTINATION_NOT_REACHABLE"},
+        {"pinId": PIN_ID, "ncStatus": "NC_NOT_REACHABLE", "smsStatus": "MESSAGE_SENT"},
+    ],
+)
 def test_send_not_delivered(provider, http, body):
     http.post(SEND_URL, json=body)
     result = provider.send("+14155552671")
@@ -65,35 +74,45 @@ def test_send_unknown_nc_status_still_counts_as_sent(provider, http):
     assert provider.send("+14155552671").delivered is True
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"json": {"to": "14155552671"}},
-    {"json": {"pinId": ""}},
-    {"json": {"pinId": 12345}},
-    {"json": ["not", "an", "object"]},
-    {"body": "<html>gateway</html>", "content_type": "text/html"},
-    {"body": ""},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"json": {"to": "14155552671"}},
+        {"json": {"pinId": ""}},
+        {"json": {"pinId": 12345}},
+        {"json": ["not", "an", "object"]},
+        {"body": "<html>gateway</html>", "content_type": "text/html"},
+        {"body": ""},
+    ],
+)
 def test_send_malformed_answers_are_unavailable(provider, http, kwargs):
     http.post(SEND_URL, status=200, **kwargs)
     with pytest.raises(ProviderUnavailable):
         provider.send("+14155552671")
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    (401, ProviderMisconfigured),
-    (403, ProviderMisconfigured),
-    (400, ProviderMisconfigured),
-    (404, ProviderMisconfigured),  # on send a 404 means a wrong base URL or path
-    (429, ProviderRateLimited),
-    (500, ProviderUnavailable),
-    (502, ProviderUnavailable),
-    (503, ProviderUnavailable),
-    (301, ProviderUnavailable),
-    (302, ProviderUnavailable),
-])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, ProviderMisconfigured),
+        (403, ProviderMisconfigured),
+        (400, ProviderMisconfigured),
+        (404, ProviderMisconfigured),  # on send a 404 means a wrong base URL or path
+        (429, ProviderRateLimited),
+        (500, ProviderUnavailable),
+        (502, ProviderUnavailable),
+        (503, ProviderUnavailable),
+        (301, ProviderUnavailable),
+        (302, ProviderUnavailable),
+    ],
+)
 def test_send_status_mapping(provider, http, status, error):
-    http.post(SEND_URL, status=status, headers={"Location": "https://evil.example/"},
-              json={"requestError": {"serviceException": {"messageId": "X", "text": "t"}}})
+    http.post(
+        SEND_URL,
+        status=status,
+        headers={"Location": "https://evil.example/"},
+        json={"requestError": {"serviceException": {"messageId": "X", "text": "t"}}},
+    )
     with pytest.raises(error) as info:
         provider.send("+14155552671")
     assert info.value.status_code == status
@@ -107,10 +126,15 @@ def test_429_carries_retry_after(provider, http):
     assert info.value.retry_after == 120
 
 
-@pytest.mark.parametrize("error", [
-    requests.ConnectTimeout("connect"), requests.ReadTimeout("read"),
-    requests.ConnectionError("reset"), requests.exceptions.ChunkedEncodingError("cut"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests.ConnectTimeout("connect"),
+        requests.ReadTimeout("read"),
+        requests.ConnectionError("reset"),
+        requests.exceptions.ChunkedEncodingError("cut"),
+    ],
+)
 def test_transport_errors_are_unavailable(provider, http, error):
     http.post(SEND_URL, body=error)
     with pytest.raises(ProviderUnavailable):
@@ -118,8 +142,7 @@ def test_transport_errors_are_unavailable(provider, http, error):
 
 
 def test_verify_success(provider, http):
-    http.post(VERIFY_URL, json={"pinId": PIN_ID, "msisdn": "14155552671", "verified": True,
-                                "attemptsRemaining": 0})
+    http.post(VERIFY_URL, json={"pinId": PIN_ID, "msisdn": "14155552671", "verified": True, "attemptsRemaining": 0})
     result = provider.verify(PIN_ID, "123456")
     assert result.verified is True and result.pin_error is None and result.attempts_remaining == 0
     assert json.loads(http.calls[0].request.body) == {"pin": "123456"}
@@ -138,15 +161,18 @@ def test_verify_false_without_pin_error_is_a_failure(provider, http):
     assert provider.verify(PIN_ID, "123456").verified is False
 
 
-@pytest.mark.parametrize("body", [
-    {"verified": "true"},
-    {"verified": 1},
-    {},
-    {"verified": True, "pinId": "ANOTHER"},
-    {"verified": True, "pinError": "WRONG_PIN"},
-    {"verified": False, "attemptsRemaining": "3"},
-    {"verified": False, "pinError": 7},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"verified": "true"},
+        {"verified": 1},
+        {},
+        {"verified": True, "pinId": "ANOTHER"},
+        {"verified": True, "pinError": "WRONG_PIN"},
+        {"verified": False, "attemptsRemaining": "3"},
+        {"verified": False, "pinError": 7},
+    ],
+)
 def test_verify_wrong_shapes_fail_closed(provider, http, body):
     http.post(VERIFY_URL, json=body)
     with pytest.raises(ProviderUnavailable):
@@ -187,26 +213,32 @@ def test_logs_never_carry_key_pin_or_pin_id(provider, http, caplog):
 
 def test_urllib3_request_lines_are_redacted(provider, caplog):
     from otp.redaction import redact_pin_path
+
     caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
-    logging.getLogger("urllib3.connectionpool").debug('%s://%s:%s "%s %s %s" %s %s', "https", "h", 443, "POST",
-                                                      f"/2fa/2/pin/{PIN_ID}/verify", "HTTP/1.1", 200, 10)
+    logging.getLogger("urllib3.connectionpool").debug(
+        '%s://%s:%s "%s %s %s" %s %s', "https", "h", 443, "POST", f"/2fa/2/pin/{PIN_ID}/verify", "HTTP/1.1", 200, 10
+    )
     assert PIN_ID not in caplog.text and "/2fa/2/pin/<pinId>/verify" in caplog.text
     assert redact_pin_path("/2fa/2/pin") == "/2fa/2/pin"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("xyz.api.infobip.com", "https://xyz.api.infobip.com"),
-    ("https://xyz.api.infobip.com/", "https://xyz.api.infobip.com"),
-    ("http://127.0.0.1:18081", "http://127.0.0.1:18081"),
-    ("http://localhost:9000", "http://localhost:9000"),
-    ("http://[::1]:9000", "http://[::1]:9000"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("xyz.api.infobip.com", "https://xyz.api.infobip.com"),
+        ("https://xyz.api.infobip.com/", "https://xyz.api.infobip.com"),
+        ("http://127.0.0.1:18081", "http://127.0.0.1:18081"),
+        ("http://localhost:9000", "http://localhost:9000"),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+    ],
+)
 def test_base_url_normalisation(raw, expected):
     assert normalize_base_url(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "http://xyz.api.infobip.com", "ftp://host", "https://u:p@host",
-                                 "https://host/?q=1", "http://10.0.0.1"])
+@pytest.mark.parametrize(
+    "raw", ["", "http://xyz.api.infobip.com", "ftp://host", "https://u:p@host", "https://host/?q=1", "http://10.0.0.1"]
+)
 def test_base_url_refused(raw):
     with pytest.raises(InvalidBaseUrl):
         normalize_base_url(raw)

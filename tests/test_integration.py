@@ -25,9 +25,10 @@ def verify(otp_api, pin, **extra):
 
 # -- purpose ----------------------------------------------------------------------
 
+
 def test_a_code_verifies_only_for_its_purpose(otp_api, outbox):
     assert otp_api.post("/send-otp", {"phoneNumber": PHONE, "purpose": "signup"}).status_code == 200
-    assert verify(otp_api, outbox[0].pin).status_code == 401                     # default purpose
+    assert verify(otp_api, outbox[0].pin).status_code == 401  # default purpose
     assert verify(otp_api, outbox[0].pin, purpose="login").status_code == 401
     response = verify(otp_api, outbox[0].pin, purpose="signup")
     assert response.status_code == 200
@@ -56,6 +57,7 @@ def test_purpose_allowlist(otp_api, outbox, settings):
 
 
 # -- channel ------------------------------------------------------------------------
+
 
 def test_voice_channel_through_the_api(otp_api, outbox):
     assert otp_api.post("/send-otp", {"phoneNumber": PHONE, "channel": "voice"}).status_code == 200
@@ -88,6 +90,7 @@ def test_infobip_voice_send_and_voice_resend_of_an_sms_pin(infobip):
 
 # -- the verification token --------------------------------------------------------
 
+
 def test_token_proves_the_phone_to_another_view(otp_api, api, outbox):
     otp_api.post("/send-otp", {"phoneNumber": PHONE, "purpose": "phone_change"})
     token = verify(otp_api, outbox[0].pin, purpose="phone_change").json()["verificationToken"]
@@ -116,14 +119,17 @@ def test_tokens_are_bound_to_the_secret_key(settings):
 
 # -- signals --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def received():
     log: list[tuple[str, dict]] = []
     handlers = {}
     for name in ("code_sent", "phone_verified", "verification_failed", "send_blocked"):
+
         def handler(sender, _name=name, **kwargs):
             kwargs.pop("signal", None)
             log.append((_name, kwargs))
+
         handlers[name] = handler
         getattr(signals, name).connect(handler)
     yield log
@@ -144,7 +150,12 @@ def test_signals_with_their_arguments(outbox, received, settings):
     assert names == ["code_sent", "code_sent", "verification_failed", "phone_verified", "send_blocked"]
     sent, resent, failed, verified, blocked = (kwargs for _, kwargs in received)
     assert (sent["attempt"].pk, sent["phone"], sent["purpose"], sent["channel"], sent["resend"]) == (
-        attempt.pk, PHONE, "login", "sms", False)
+        attempt.pk,
+        PHONE,
+        "login",
+        "sms",
+        False,
+    )
     assert (resent["channel"], resent["resend"]) == ("voice", True)
     assert (failed["phone"], failed["purpose"], failed["reason"]) == (PHONE, "login", "wrong_pin")
     assert (verified["attempt"].pk, verified["purpose"], verified["user"]) == (attempt.pk, "login", None)

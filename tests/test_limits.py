@@ -16,8 +16,10 @@ from tests.conftest import PHONE
 pytestmark = pytest.mark.django_db
 
 LIMITED = {"error": "Too many requests. Please try again later.", "code": "rate_limited"}
-UNAVAILABLE = {"error": "The verification service is temporarily unavailable. Please try again later.",
-               "code": "temporarily_unavailable"}
+UNAVAILABLE = {
+    "error": "The verification service is temporarily unavailable. Please try again later.",
+    "code": "temporarily_unavailable",
+}
 SAME_PREFIX = [f"+1415555{n:04d}" for n in range(100, 130)]  # prefix +1415555, valid US numbers
 
 
@@ -29,8 +31,10 @@ def phones(count: int, area: str = "415") -> list[str]:
 @pytest.fixture
 def limits(settings, production_limits):
     """Production defaults, then the overrides a test asks for."""
+
     def apply(**overrides):
         settings.OTP = {**production_limits, **overrides}
+
     return apply
 
 
@@ -43,6 +47,7 @@ def later():
         traveller = time_machine.travel(timezone.now() + timedelta(seconds=seconds), tick=False)
         traveller.start()
         travellers.append(traveller)
+
     yield move
     for traveller in reversed(travellers):
         traveller.stop()
@@ -68,6 +73,7 @@ def assert_limited(response):
 
 # -- defaults ---------------------------------------------------------------------
 
+
 def test_defaults_are_on(otp_api, outbox, production_limits):
     numbers = phones(6)
     for number in numbers[:5]:
@@ -78,6 +84,7 @@ def test_defaults_are_on(otp_api, outbox, production_limits):
 
 
 # -- per IP -----------------------------------------------------------------------
+
 
 def test_ip_send_limit_and_its_window(otp_api, outbox, limits, later):
     limits(IP_SEND_RATE="3/15m")
@@ -129,9 +136,14 @@ def test_ipv6_clients_share_their_slash_64(otp_api, outbox, limits):
 
 def test_limiter_cache_down_fails_closed(otp_api, outbox, limits, settings):
     limits()
-    settings.CACHES = {**settings.CACHES, "broken": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"socket_connect_timeout": 0.2}}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "broken": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        },
+    }
     settings.RATELIMIT_USE_CACHE = "broken"
     response = send(otp_api, PHONE)
     assert response.status_code == 503 and response.json() == UNAVAILABLE
@@ -139,6 +151,7 @@ def test_limiter_cache_down_fails_closed(otp_api, outbox, limits, settings):
 
 
 # -- per phone ----------------------------------------------------------------------
+
 
 def test_cooldown_grows_and_releases(otp_api, outbox, limits, later):
     limits(IP_SEND_RATE=None)
@@ -157,12 +170,12 @@ def test_cooldown_grows_and_releases(otp_api, outbox, limits, later):
 
 def test_daily_cap_is_a_rolling_window(otp_api, outbox, limits, later):
     limits(IP_SEND_RATE=None, RESEND_COOLDOWN_SECONDS=0, MAX_SENDS_PER_PHONE_PER_DAY=3)
-    send(otp_api, PHONE)          # t = 0
+    send(otp_api, PHONE)  # t = 0
     later(23 * 3600)
-    send(otp_api, PHONE)          # t = 23 h
-    send(otp_api, PHONE)          # t = 23 h
+    send(otp_api, PHONE)  # t = 23 h
+    send(otp_api, PHONE)  # t = 23 h
     assert_limited(send(otp_api, PHONE))
-    later(3600 + 1)               # t = 24 h: only the first send left the window
+    later(3600 + 1)  # t = 24 h: only the first send left the window
     assert send(otp_api, PHONE).status_code == 200
     assert_limited(send(otp_api, PHONE))
     assert len(outbox) == 4
@@ -176,8 +189,15 @@ def test_phone_and_ip_buckets_are_independent(otp_api, outbox, limits):
 
 
 def test_consecutive_failures_lock_the_phone_across_pins(otp_api, outbox, limits, later):
-    limits(IP_SEND_RATE=None, IP_VERIFY_RATE=None, RESEND_COOLDOWN_SECONDS=0, MAX_VERIFY_ATTEMPTS=3,
-           MAX_FAILURES_PER_PHONE=5, FAILURE_BACKOFF_SECONDS=60, FAILURE_BACKOFF_MAX_SECONDS=3600)
+    limits(
+        IP_SEND_RATE=None,
+        IP_VERIFY_RATE=None,
+        RESEND_COOLDOWN_SECONDS=0,
+        MAX_VERIFY_ATTEMPTS=3,
+        MAX_FAILURES_PER_PHONE=5,
+        FAILURE_BACKOFF_SECONDS=60,
+        FAILURE_BACKOFF_MAX_SECONDS=3600,
+    )
     send(otp_api, PHONE)
     for _ in range(3):
         verify(otp_api, PHONE, wrong(outbox[-1].pin))
@@ -209,6 +229,7 @@ def test_failures_below_the_cap_are_reset_by_a_success(otp_api, outbox, limits):
 
 # -- per prefix, per country, global ------------------------------------------------
 
+
 def test_prefix_velocity_blocks_the_prefix_for_hours(otp_api, outbox, limits, later):
     limits(IP_SEND_RATE=None, MAX_SENDS_PER_PREFIX_PER_HOUR=3, PREFIX_BLOCK_SECONDS=12 * 3600)
     for number in SAME_PREFIX[:3]:
@@ -239,8 +260,9 @@ def test_country_velocity(otp_api, outbox, limits):
 
 
 def test_global_budget_fails_closed_and_alerts_once_per_threshold(otp_api, outbox, limits, caplog):
-    limits(IP_SEND_RATE=None, MAX_SENDS_PER_HOUR=4, MAX_SENDS_PER_PREFIX_PER_HOUR=None,
-           MAX_SENDS_PER_COUNTRY_PER_HOUR=None)
+    limits(
+        IP_SEND_RATE=None, MAX_SENDS_PER_HOUR=4, MAX_SENDS_PER_PREFIX_PER_HOUR=None, MAX_SENDS_PER_COUNTRY_PER_HOUR=None
+    )
     caplog.set_level(logging.INFO, logger="otp.security")
     for number in phones(4):
         assert send(otp_api, number).status_code == 200
@@ -249,14 +271,20 @@ def test_global_budget_fails_closed_and_alerts_once_per_threshold(otp_api, outbo
         assert response.status_code == 503 and response.json() == UNAVAILABLE
         assert int(response["Retry-After"]) >= 60
     assert len(outbox) == 4
-    alerts = [r.otp_event["percent"] for r in caplog.records
-              if getattr(r, "otp_event", {}).get("event") == "otp_budget_alert"]
+    alerts = [
+        r.otp_event["percent"] for r in caplog.records if getattr(r, "otp_event", {}).get("event") == "otp_budget_alert"
+    ]
     assert alerts == [50, 100]
 
 
 def test_budget_window_edge_allows_no_double_burst(otp_api, outbox, limits, later):
-    limits(IP_SEND_RATE=None, MAX_SENDS_PER_HOUR=4, MAX_SENDS_PER_PREFIX_PER_HOUR=None,
-           MAX_SENDS_PER_COUNTRY_PER_HOUR=None, MAX_SENDS_PER_DAY=None)
+    limits(
+        IP_SEND_RATE=None,
+        MAX_SENDS_PER_HOUR=4,
+        MAX_SENDS_PER_PREFIX_PER_HOUR=None,
+        MAX_SENDS_PER_COUNTRY_PER_HOUR=None,
+        MAX_SENDS_PER_DAY=None,
+    )
     now = timezone.now()
     later(3600 - now.timestamp() % 3600 - 5)  # 5 s before an hour boundary
     numbers = phones(8)
@@ -269,6 +297,7 @@ def test_budget_window_edge_allows_no_double_burst(otp_api, outbox, limits, late
 
 # -- destination policy ---------------------------------------------------------------
 
+
 def example(region: str, number_type: int) -> str:
     number = phonenumbers.example_number_for_type(region, number_type)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -277,12 +306,22 @@ def example(region: str, number_type: int) -> str:
 T = phonenumbers.PhoneNumberType
 
 
-@pytest.mark.parametrize(("region", "number_type", "allowed"), [
-    ("GB", T.MOBILE, True), ("FR", T.MOBILE, True), ("US", T.FIXED_LINE_OR_MOBILE, True),
-    ("GB", T.PREMIUM_RATE, False), ("US", T.TOLL_FREE, False), ("GB", T.UAN, False),
-    ("GB", T.PAGER, False), ("GB", T.PERSONAL_NUMBER, False), ("GB", T.VOIP, False),
-    ("DE", T.FIXED_LINE, False), ("FR", T.SHARED_COST, False),
-])
+@pytest.mark.parametrize(
+    ("region", "number_type", "allowed"),
+    [
+        ("GB", T.MOBILE, True),
+        ("FR", T.MOBILE, True),
+        ("US", T.FIXED_LINE_OR_MOBILE, True),
+        ("GB", T.PREMIUM_RATE, False),
+        ("US", T.TOLL_FREE, False),
+        ("GB", T.UAN, False),
+        ("GB", T.PAGER, False),
+        ("GB", T.PERSONAL_NUMBER, False),
+        ("GB", T.VOIP, False),
+        ("DE", T.FIXED_LINE, False),
+        ("FR", T.SHARED_COST, False),
+    ],
+)
 def test_number_types(otp_api, outbox, limits, region, number_type, allowed):
     limits()
     response = send(otp_api, example(region, number_type))
@@ -291,8 +330,10 @@ def test_number_types(otp_api, outbox, limits, region, number_type, allowed):
         assert len(outbox) == 1
     else:
         assert response.status_code == 400
-        assert response.json() == {"error": "This type of phone number cannot receive codes.",
-                                   "code": "unsupported_destination"}
+        assert response.json() == {
+            "error": "This type of phone number cannot receive codes.",
+            "code": "unsupported_destination",
+        }
         assert outbox == [] and not OtpAttempt.objects.exists()
 
 
@@ -312,6 +353,7 @@ def test_resend_is_checked_against_the_destination_policy(otp_api, outbox, limit
 
 
 # -- resend --------------------------------------------------------------------------
+
 
 def test_resend_delivers_the_same_pin_under_the_cooldown(otp_api, outbox, limits, later):
     limits(IP_SEND_RATE=None)
@@ -344,6 +386,7 @@ def test_resend_counts_against_the_daily_cap(otp_api, outbox, limits):
 
 # -- hygiene ---------------------------------------------------------------------------
 
+
 def header_names(response) -> set[str]:
     return {name.lower() for name in response.headers}
 
@@ -357,13 +400,13 @@ def test_verify_failures_are_indistinguishable(otp_api, outbox, limits):
     send(otp_api, used)
     verify(otp_api, used, outbox[2].pin)
     cases = [
-        verify(otp_api, PHONE, wrong(outbox[0].pin)),          # wrong
-        verify(otp_api, "+14155559999", "123456"),              # never sent
-        verify(otp_api, used, outbox[2].pin),                   # already used
+        verify(otp_api, PHONE, wrong(outbox[0].pin)),  # wrong
+        verify(otp_api, "+14155559999", "123456"),  # never sent
+        verify(otp_api, used, outbox[2].pin),  # already used
         verify(otp_api, other, outbox[0].pin if outbox[0].pin != outbox[1].pin else wrong(outbox[1].pin)),
     ]
     verify(otp_api, PHONE, wrong(outbox[0].pin))
-    cases.append(verify(otp_api, PHONE, outbox[0].pin))        # attempts exhausted
+    cases.append(verify(otp_api, PHONE, outbox[0].pin))  # attempts exhausted
     first = cases[0]
     for response in cases:
         assert (response.status_code, response.json()) == (401, first.json())
@@ -391,8 +434,12 @@ def test_security_events_are_masked(otp_api, outbox, limits, caplog):
     send(otp_api, PHONE)
     events = [r.otp_event for r in caplog.records if hasattr(r, "otp_event")]
     assert [e["event"] for e in events] == [
-        "otp_send_requested", "otp_send_accepted", "authn_otp_fail", "authn_otp_success",
-        "otp_send_requested", "otp_send_blocked",
+        "otp_send_requested",
+        "otp_send_accepted",
+        "authn_otp_fail",
+        "authn_otp_success",
+        "otp_send_requested",
+        "otp_send_blocked",
     ]
     assert {e["phone"] for e in events} == {"+1********71"}
     assert len({e["phone_hash"] for e in events}) == 1

@@ -43,9 +43,12 @@ def test_fuzzed_requests_never_fail_the_contract(path, method, mode):
     operation = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=40, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                     HealthCheck.filter_too_much])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     def check(case):
         sent_before = len(locmem.outbox)
         # No positive-data check: no schema can say which numbers libphonenumber accepts.

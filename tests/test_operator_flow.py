@@ -25,8 +25,7 @@ def emulator():
 def test_provision_serve_inspect_and_clean_up(tmp_path, emulator):
     env_file = tmp_path / "site.env"
     env_file.write_text("# the operator's settings\nDEBUG=1\nOTP_CODE_TTL_SECONDS=2\n")
-    infobip = {"INFOBIP_API_KEY": API_KEY, "INFOBIP_BASE_URL": emulator.base_url,
-               "OTPSITE_ENV_FILE": str(env_file)}
+    infobip = {"INFOBIP_API_KEY": API_KEY, "INFOBIP_BASE_URL": emulator.base_url, "OTPSITE_ENV_FILE": str(env_file)}
 
     # 1. Provisioning creates the application and template and writes their IDs.
     result = manage(tmp_path, "otp_provision", "--write-env", str(env_file), **infobip)
@@ -43,28 +42,42 @@ def test_provision_serve_inspect_and_clean_up(tmp_path, emulator):
     # 2. The site, started with them, sends and verifies through the Infobip provider.
     assert manage(tmp_path, "migrate", "-v0", **infobip).returncode == 0
     port = free_port()
-    server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                              cwd=ROOT, env=site_env(tmp_path, **infobip),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=site_env(tmp_path, **infobip),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base)
         assert requests.post(f"{base}/send-otp", json={"phoneNumber": "+1 415 555 2671"}, timeout=5).ok
         pin = requests.get(f"{emulator.base_url}/_emulator/pins/last", params={"to": "14155552671"}, timeout=5)
-        verified = requests.post(f"{base}/verify-otp", json={"phoneNumber": "+14155552671", "pin": pin.json()["pin"]},
-                                 timeout=5)
+        verified = requests.post(
+            f"{base}/verify-otp", json={"phoneNumber": "+14155552671", "pin": pin.json()["pin"]}, timeout=5
+        )
         assert verified.status_code == 200
 
         # 3. The admin shows the attempt, masked.
-        created = manage(tmp_path, "shell", "-c",
-                         "from django.contrib.auth.models import User; "
-                         "User.objects.create_superuser('ops', 'ops@example.com', 'pw-for-tests-only')", **infobip)
+        created = manage(
+            tmp_path,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            "User.objects.create_superuser('ops', 'ops@example.com', 'pw-for-tests-only')",
+            **infobip,
+        )
         assert created.returncode == 0, created.stderr
         session = requests.Session()
         login_page = session.get(f"{base}/admin/login/", timeout=5)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
-        session.post(f"{base}/admin/login/?next=/admin/", timeout=5, headers={"Referer": f"{base}/admin/login/"},
-                     data={"username": "ops", "password": "pw-for-tests-only", "csrfmiddlewaretoken": token})
+        session.post(
+            f"{base}/admin/login/?next=/admin/",
+            timeout=5,
+            headers={"Referer": f"{base}/admin/login/"},
+            data={"username": "ops", "password": "pw-for-tests-only", "csrfmiddlewaretoken": token},
+        )
         listing = session.get(f"{base}/admin/otp/otpattempt/", timeout=5)
         assert listing.status_code == 200
         assert "+1********71" in listing.text and "4155552671" not in listing.text
@@ -79,6 +92,7 @@ def test_provision_serve_inspect_and_clean_up(tmp_path, emulator):
     assert kept.returncode == 0 and "0" in kept.stdout
     purged = manage(tmp_path, "otp_cleanup", "--retention-days", "0", **infobip)
     assert purged.returncode == 0, purged.stderr
-    count = manage(tmp_path, "shell", "-c", "from otp.models import OtpAttempt; print(OtpAttempt.objects.count())",
-                   **infobip)
+    count = manage(
+        tmp_path, "shell", "-c", "from otp.models import OtpAttempt; print(OtpAttempt.objects.count())", **infobip
+    )
     assert count.stdout.strip().splitlines()[-1] == "0"

@@ -47,8 +47,9 @@ print("FLOW OK", verified.json()["message"])
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)], check=True, timeout=300
+    )
     (built,) = out.glob("*.whl")
     return built
 
@@ -71,10 +72,20 @@ def test_wheel_works_in_a_fresh_site(wheel, tmp_path):
     (site / "shop" / "settings.py").write_text(textwrap.dedent(SETTINGS))
     (site / "shop" / "urls.py").write_text(textwrap.dedent(URLS))
     (site / "flow.py").write_text(textwrap.dedent(FLOW))
-    result = subprocess.run([str(python), "flow.py"], cwd=site, capture_output=True, text=True, timeout=120,
-                            env={"DJANGO_SETTINGS_MODULE": "shop.settings", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(python), "flow.py"],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"DJANGO_SETTINGS_MODULE": "shop.settings", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert "FLOW OK OTP verified successfully." in result.stdout
-    check = subprocess.run([str(python), "-c", "import otp, django_ratelimit, phonenumbers; print(otp.__version__)"],
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [str(python), "-c", "import otp, django_ratelimit, phonenumbers; print(otp.__version__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.stdout.strip() == "0.1.0"

@@ -39,8 +39,12 @@ WANTED_APP = {
         "sendPinPerPhoneNumberLimit": "5/1d",
     },
 }
-WANTED_TEMPLATE = {"messageText": "Your verification code is {{pin}}", "pinType": "NUMERIC", "pinLength": 6,
-                   "language": "en"}
+WANTED_TEMPLATE = {
+    "messageText": "Your verification code is {{pin}}",
+    "pinType": "NUMERIC",
+    "pinLength": 6,
+    "language": "en",
+}
 LIVE_APP = {"applicationId": APP_ID, **WANTED_APP}
 LIVE_TEMPLATE = {"messageId": MSG_ID, "applicationId": APP_ID, "pinPlaceholder": "{{pin}}", **WANTED_TEMPLATE}
 OTHER_APP = {"applicationId": "1234567", "name": "someone-else", "enabled": True, "configuration": {}}
@@ -50,9 +54,15 @@ OTHER_APP = {"applicationId": "1234567", "name": "someone-else", "enabled": True
 def infobip_settings(settings: Any) -> Any:
     settings.OTP = {
         "PROVIDER": "otp.providers.infobip.InfobipProvider",
-        "PROVIDER_OPTIONS": {"api_key": KEY, "base_url": "xyz.api.infobip.com",
-                             "connect_timeout": 2, "read_timeout": 5},
-        "PIN_LENGTH": 6, "CODE_TTL_SECONDS": 300, "MAX_VERIFY_ATTEMPTS": 5,
+        "PROVIDER_OPTIONS": {
+            "api_key": KEY,
+            "base_url": "xyz.api.infobip.com",
+            "connect_timeout": 2,
+            "read_timeout": 5,
+        },
+        "PIN_LENGTH": 6,
+        "CODE_TTL_SECONDS": 300,
+        "MAX_VERIFY_ATTEMPTS": 5,
     }
     return settings
 
@@ -101,6 +111,7 @@ def merged(base: dict[str, Any], **configuration: Any) -> dict[str, Any]:
 
 # -- creating, updating, nothing to do ------------------------------------------------
 
+
 def test_fresh_create(http):
     http.get(APPS, json=[OTHER_APP])
     http.post(APPS, json=LIVE_APP)
@@ -120,8 +131,9 @@ def test_create_accepts_201(http):
 
 
 def test_update_of_drifted_app_and_template(http, configured_ids):
-    drifted_app = merged(LIVE_APP, pinAttempts=10, allowMultiplePinVerifications=True, pinTimeToLive="15m",
-                         verifyPinLimit="10/60s")  # same limit, other spelling: not a change
+    drifted_app = merged(
+        LIVE_APP, pinAttempts=10, allowMultiplePinVerifications=True, pinTimeToLive="15m", verifyPinLimit="10/60s"
+    )  # same limit, other spelling: not a change
     drifted_template = {**LIVE_TEMPLATE, "messageText": "Your pin is {{pin}}", "pinLength": 4}
     email_template = {"messageId": "EMAIL1", "emailTemplateId": 42, "pinType": "NUMERIC", "pinLength": 4}
     http.get(APPS, json=[OTHER_APP, drifted_app])
@@ -129,8 +141,12 @@ def test_update_of_drifted_app_and_template(http, configured_ids):
     http.get(MESSAGES, json=[email_template, drifted_template])
     http.put(MSG_URL, json=LIVE_TEMPLATE)
     out, _ = run()
-    assert calls(http) == [("GET", APPS, None), ("PUT", APP_URL, WANTED_APP),
-                           ("GET", MESSAGES, None), ("PUT", MSG_URL, WANTED_TEMPLATE)]
+    assert calls(http) == [
+        ("GET", APPS, None),
+        ("PUT", APP_URL, WANTED_APP),
+        ("GET", MESSAGES, None),
+        ("PUT", MSG_URL, WANTED_TEMPLATE),
+    ]
     assert "pinAttempts: 10 -> 5" in out and 'pinTimeToLive: "15m" -> "5m"' in out
     assert "allowMultiplePinVerifications: true -> false" in out and "verifyPinLimit" not in out
     assert 'messageText: "Your pin is {{pin}}" -> "Your verification code is {{pin}}"' in out
@@ -147,8 +163,9 @@ def test_missing_configuration_fields_count_as_infobip_defaults(http):
 
 
 def test_up_to_date_makes_only_gets(http):
-    tolerant = merged(LIVE_APP, pinTimeToLive="300s", sendPinPerApplicationLimit="10000/24h",
-                      sendPinPerPhoneNumberLimit="5/d")
+    tolerant = merged(
+        LIVE_APP, pinTimeToLive="300s", sendPinPerApplicationLimit="10000/24h", sendPinPerPhoneNumberLimit="5/d"
+    )
     template = {k: v for k, v in LIVE_TEMPLATE.items() if k != "language"}  # "en" is the default
     http.get(APPS, json=[tolerant])
     http.get(MESSAGES, json=[template])
@@ -206,6 +223,7 @@ def test_duplicate_names_need_the_configured_id(http, settings):
 
 # -- dry run -------------------------------------------------------------------
 
+
 def test_dry_run_create_writes_nothing(http, tmp_path):
     env = tmp_path / ".env"
     env.write_text("KEEP=1\n")
@@ -235,6 +253,7 @@ def test_dry_run_with_nothing_to_do(http):
 
 # -- check -------------------------------------------------------------------------
 
+
 def test_check_compliant(http, configured_ids):
     http.get(APP_URL, json=LIVE_APP)
     http.get(MSG_URL, json=LIVE_TEMPLATE)
@@ -250,20 +269,21 @@ def test_check_accepts_stricter_settings(http, configured_ids):
 
 
 def test_check_lists_every_looser_setting(http, configured_ids):
-    http.get(APP_URL, json=merged(LIVE_APP, pinTimeToLive="15m", pinAttempts=10,
-                                  allowMultiplePinVerifications=True))
+    http.get(APP_URL, json=merged(LIVE_APP, pinTimeToLive="15m", pinAttempts=10, allowMultiplePinVerifications=True))
     http.get(MSG_URL, json={**LIVE_TEMPLATE, "pinLength": 4, "pinType": "ALPHANUMERIC", "messageText": "Hi"})
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError) as info:
         call_command("otp_provision", "--check", stdout=out, stderr=err)
     assert info.value.returncode == 2 and "6 differences" in str(info.value)
     listed = out.getvalue()
-    for expected in ("pinTimeToLive is 15m, longer than the local CODE_TTL_SECONDS (300s)",
-                     "pinAttempts is 10, more than the local MAX_VERIFY_ATTEMPTS (5)",
-                     "allowMultiplePinVerifications is true",
-                     "pinLength is 4, the local PIN_LENGTH is 6",
-                     "pinType is ALPHANUMERIC, not NUMERIC",
-                     "messageText has no {{pin}} placeholder"):
+    for expected in (
+        "pinTimeToLive is 15m, longer than the local CODE_TTL_SECONDS (300s)",
+        "pinAttempts is 10, more than the local MAX_VERIFY_ATTEMPTS (5)",
+        "allowMultiplePinVerifications is true",
+        "pinLength is 4, the local PIN_LENGTH is 6",
+        "pinType is ALPHANUMERIC, not NUMERIC",
+        "messageText has no {{pin}} placeholder",
+    ):
         assert f"- {expected}" in listed
     assert [c[0] for c in calls(http)] == ["GET", "GET"]
 
@@ -286,10 +306,13 @@ def test_check_by_name_without_configured_ids(http):
     assert "complies" in run("--check")[0]
 
 
-@pytest.mark.parametrize(("apps", "messages", "expected"), [
-    ([OTHER_APP], None, "no Infobip application is named 'django-otp'"),
-    ([LIVE_APP], [], f"application {APP_ID} has no SMS template with the expected text"),
-])
+@pytest.mark.parametrize(
+    ("apps", "messages", "expected"),
+    [
+        ([OTHER_APP], None, "no Infobip application is named 'django-otp'"),
+        ([LIVE_APP], [], f"application {APP_ID} has no SMS template with the expected text"),
+    ],
+)
 def test_check_missing_things_are_differences(http, apps, messages, expected):
     http.get(APPS, json=apps)
     if messages is not None:
@@ -337,16 +360,19 @@ ENV_BEFORE = (
 def test_update_env_text_replaces_only_our_lines():
     new = update_env_text(ENV_BEFORE, {"INFOBIP_2FA_APP_ID": "A1", "INFOBIP_2FA_MSG_ID": "M1"})
     assert new == ENV_BEFORE.replace(b"INFOBIP_2FA_APP_ID=OLDAPP", b"INFOBIP_2FA_APP_ID=A1").replace(
-        b"export INFOBIP_2FA_MSG_ID = OLDMSG", b"export INFOBIP_2FA_MSG_ID=M1")
+        b"export INFOBIP_2FA_MSG_ID = OLDMSG", b"export INFOBIP_2FA_MSG_ID=M1"
+    )
 
 
 def test_update_env_text_appends_missing_lines():
     assert update_env_text(b"# only a comment\r\nA=1", {"INFOBIP_2FA_APP_ID": "A1", "INFOBIP_2FA_MSG_ID": "M1"}) == (
-        b"# only a comment\r\nA=1\r\nINFOBIP_2FA_APP_ID=A1\r\nINFOBIP_2FA_MSG_ID=M1\r\n")
+        b"# only a comment\r\nA=1\r\nINFOBIP_2FA_APP_ID=A1\r\nINFOBIP_2FA_MSG_ID=M1\r\n"
+    )
     assert update_env_text(b"", {"INFOBIP_2FA_APP_ID": "A1"}) == b"INFOBIP_2FA_APP_ID=A1\n"
     # A key that merely starts with ours is another key.
     assert update_env_text(b"INFOBIP_2FA_APP_ID_OLD=x\n", {"INFOBIP_2FA_APP_ID": "A1"}) == (
-        b"INFOBIP_2FA_APP_ID_OLD=x\nINFOBIP_2FA_APP_ID=A1\n")
+        b"INFOBIP_2FA_APP_ID_OLD=x\nINFOBIP_2FA_APP_ID=A1\n"
+    )
 
 
 def test_write_env_through_the_command(http, tmp_path):
@@ -357,8 +383,7 @@ def test_write_env_through_the_command(http, tmp_path):
     http.get(MESSAGES, json=[LIVE_TEMPLATE])
     out, _ = run("--write-env", str(env))
     assert f"Wrote {env}" in out
-    assert env.read_bytes() == update_env_text(ENV_BEFORE, {"INFOBIP_2FA_APP_ID": APP_ID,
-                                                            "INFOBIP_2FA_MSG_ID": MSG_ID})
+    assert env.read_bytes() == update_env_text(ENV_BEFORE, {"INFOBIP_2FA_APP_ID": APP_ID, "INFOBIP_2FA_MSG_ID": MSG_ID})
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
     assert sorted(os.listdir(tmp_path)) == [".env"]  # no temporary file left behind
 
@@ -407,20 +432,61 @@ def test_write_env_refuses_odd_ids(tmp_path):
 
 # -- overrides ------------------------------------------------------------------
 
+
 def test_overrides_reach_infobip(http):
     http.get(APPS, json=[])
     http.post(APPS, json={**LIVE_APP, "name": "shop"})
     http.post(MESSAGES, json=LIVE_TEMPLATE)
-    run("--name", "shop", "--pin-ttl", "2m", "--pin-attempts", "3", "--verify-pin-limit", "1/10s",
-        "--send-pin-per-application-limit", "500/12h", "--send-pin-per-phone-number-limit", "2/1h",
-        "--message-text", "ACME code: {{pin}}", "--pin-length", "6", "--sender-id", "ACME", "--language", "pt_br")
+    run(
+        "--name",
+        "shop",
+        "--pin-ttl",
+        "2m",
+        "--pin-attempts",
+        "3",
+        "--verify-pin-limit",
+        "1/10s",
+        "--send-pin-per-application-limit",
+        "500/12h",
+        "--send-pin-per-phone-number-limit",
+        "2/1h",
+        "--message-text",
+        "ACME code: {{pin}}",
+        "--pin-length",
+        "6",
+        "--sender-id",
+        "ACME",
+        "--language",
+        "pt_br",
+    )
     assert calls(http)[1:] == [
-        ("POST", APPS, {"name": "shop", "enabled": True, "configuration": {
-            "pinAttempts": 3, "allowMultiplePinVerifications": False, "pinTimeToLive": "2m",
-            "verifyPinLimit": "1/10s", "sendPinPerApplicationLimit": "500/12h",
-            "sendPinPerPhoneNumberLimit": "2/1h"}}),
-        ("POST", MESSAGES, {"messageText": "ACME code: {{pin}}", "pinType": "NUMERIC", "pinLength": 6,
-                            "language": "pt_br", "senderId": "ACME"}),
+        (
+            "POST",
+            APPS,
+            {
+                "name": "shop",
+                "enabled": True,
+                "configuration": {
+                    "pinAttempts": 3,
+                    "allowMultiplePinVerifications": False,
+                    "pinTimeToLive": "2m",
+                    "verifyPinLimit": "1/10s",
+                    "sendPinPerApplicationLimit": "500/12h",
+                    "sendPinPerPhoneNumberLimit": "2/1h",
+                },
+            },
+        ),
+        (
+            "POST",
+            MESSAGES,
+            {
+                "messageText": "ACME code: {{pin}}",
+                "pinType": "NUMERIC",
+                "pinLength": 6,
+                "language": "pt_br",
+                "senderId": "ACME",
+            },
+        ),
     ]
 
 
@@ -433,30 +499,33 @@ def test_ttl_that_is_not_whole_minutes_is_rendered_in_seconds(http, settings):
     assert calls(http)[1][2]["configuration"]["pinTimeToLive"] == "90s"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--pin-ttl", "10m"], "longer than the local CODE_TTL_SECONDS (300s)"),
-    (["--pin-ttl", "301s"], "longer than the local"),
-    (["--pin-ttl", "1h"], "longer than the local"),
-    (["--pin-ttl", "0s"], "longer than zero"),
-    (["--pin-ttl", "5 minutes"], "is not a duration"),
-    (["--pin-attempts", "6"], "MAX_VERIFY_ATTEMPTS (5)"),
-    (["--pin-attempts", "0"], "from 1 to"),
-    (["--pin-length", "4"], "must equal the local PIN_LENGTH (6)"),
-    (["--pin-length", "8"], "must equal the local PIN_LENGTH (6)"),
-    (["--message-text", "Your code"], "must contain {{pin}}"),
-    (["--message-text", "Hi {{name}}, {{pin}}"], "not {{name}}"),
-    (["--language", "pt-br"], "is not one of Infobip's"),
-    (["--verify-pin-limit", "3"], "is not a limit"),
-    (["--verify-pin-limit", "1/2d"], "window longer than Infobip allows"),
-    (["--send-pin-per-phone-number-limit", "0/1d"], "at least one request"),
-    (["--sender-id", " "], "sender ID"),
-    (["--name", " "], "name must not be empty"),
-    (["--check", "--dry-run"], "--check cannot be combined"),
-    (["--check", "--write-env", "x"], "--check cannot be combined"),
-    (["--dry-run", "--send-test-pin", "+14155552671"], "cannot be combined with --dry-run"),
-    (["--send-test-pin", "12345"], "international format"),
-    (["--send-test-pin", "+1 555"], "not a valid phone number"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pin-ttl", "10m"], "longer than the local CODE_TTL_SECONDS (300s)"),
+        (["--pin-ttl", "301s"], "longer than the local"),
+        (["--pin-ttl", "1h"], "longer than the local"),
+        (["--pin-ttl", "0s"], "longer than zero"),
+        (["--pin-ttl", "5 minutes"], "is not a duration"),
+        (["--pin-attempts", "6"], "MAX_VERIFY_ATTEMPTS (5)"),
+        (["--pin-attempts", "0"], "from 1 to"),
+        (["--pin-length", "4"], "must equal the local PIN_LENGTH (6)"),
+        (["--pin-length", "8"], "must equal the local PIN_LENGTH (6)"),
+        (["--message-text", "Your code"], "must contain {{pin}}"),
+        (["--message-text", "Hi {{name}}, {{pin}}"], "not {{name}}"),
+        (["--language", "pt-br"], "is not one of Infobip's"),
+        (["--verify-pin-limit", "3"], "is not a limit"),
+        (["--verify-pin-limit", "1/2d"], "window longer than Infobip allows"),
+        (["--send-pin-per-phone-number-limit", "0/1d"], "at least one request"),
+        (["--sender-id", " "], "sender ID"),
+        (["--name", " "], "name must not be empty"),
+        (["--check", "--dry-run"], "--check cannot be combined"),
+        (["--check", "--write-env", "x"], "--check cannot be combined"),
+        (["--dry-run", "--send-test-pin", "+14155552671"], "cannot be combined with --dry-run"),
+        (["--send-test-pin", "12345"], "international format"),
+        (["--send-test-pin", "+1 555"], "not a valid phone number"),
+    ],
+)
 def test_refused_before_any_request(http, args, message):
     assert message in str(fail(*args))
     assert len(http.calls) == 0
@@ -469,13 +538,13 @@ def test_invalid_local_policy_is_refused(http, settings):
 
 # -- test PIN ---------------------------------------------------------------------
 
+
 def test_send_test_pin(http):
     http.get(APPS, json=[LIVE_APP])
     http.get(MESSAGES, json=[LIVE_TEMPLATE])
     http.post(SEND_URL, json={"pinId": PIN_ID, "to": "14155552671", "smsStatus": "MESSAGE_SENT"})
     out, err = run("--send-test-pin", "+1 (415) 555-2671")
-    assert calls(http)[-1] == ("POST", SEND_URL, {"applicationId": APP_ID, "messageId": MSG_ID,
-                                                  "to": "14155552671"})
+    assert calls(http)[-1] == ("POST", SEND_URL, {"applicationId": APP_ID, "messageId": MSG_ID, "to": "14155552671"})
     assert "Test PIN sent to +1********71." in out and PIN_ID not in out + err
 
 
@@ -498,6 +567,7 @@ def test_send_test_pin_after_a_create_uses_the_new_ids(http):
 
 # -- credentials and errors ------------------------------------------------------------
 
+
 def test_api_key_from_another_environment_variable(http, monkeypatch, settings):
     settings.OTP["PROVIDER_OPTIONS"]["api_key"] = "unused"
     monkeypatch.setenv("PROD_INFOBIP_KEY", KEY)
@@ -515,13 +585,16 @@ def test_base_url_option_overrides_settings(settings):
         assert "up to date" in run("--base-url", "http://127.0.0.1:18081")[0]
 
 
-@pytest.mark.parametrize(("change", "args", "message"), [
-    ({"api_key": ""}, [], "no Infobip API key"),
-    ({"base_url": ""}, [], "no Infobip base URL"),
-    ({}, ["--api-key-env", "SURELY_UNSET_VARIABLE_42"], "SURELY_UNSET_VARIABLE_42 is empty or unset"),
-    ({}, ["--base-url", "http://xyz.api.infobip.com"], "plain http"),
-    ({}, ["--base-url", "ftp://host"], "is not an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    ("change", "args", "message"),
+    [
+        ({"api_key": ""}, [], "no Infobip API key"),
+        ({"base_url": ""}, [], "no Infobip base URL"),
+        ({}, ["--api-key-env", "SURELY_UNSET_VARIABLE_42"], "SURELY_UNSET_VARIABLE_42 is empty or unset"),
+        ({}, ["--base-url", "http://xyz.api.infobip.com"], "plain http"),
+        ({}, ["--base-url", "ftp://host"], "is not an http(s) URL"),
+    ],
+)
 def test_configuration_errors(http, settings, change, args, message):
     settings.OTP["PROVIDER_OPTIONS"].update(change)
     assert message in str(fail(*args))
@@ -531,23 +604,28 @@ def test_configuration_errors(http, settings, change, args, message):
 ERROR_BODY = {"requestError": {"serviceException": {"messageId": "X_ERR", "text": f"bad {KEY}"}}}
 
 
-@pytest.mark.parametrize(("answer", "message"), [
-    ({"status": 401, "json": {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED"}}}},
-     "answered 401 (UNAUTHORIZED): check the API key and its 2FA scopes"),
-    ({"status": 403, "json": ERROR_BODY}, "answered 403 (X_ERR): check the API key"),
-    ({"status": 404, "body": "<html>not here</html>"}, "list applications answered 404"),
-    ({"status": 400, "json": ERROR_BODY}, "answered 400 (X_ERR)"),
-    ({"status": 429, "json": ERROR_BODY}, "answered 429"),
-    ({"status": 500, "body": "oops"}, "answered 500"),
-    ({"status": 503, "json": ERROR_BODY}, "answered 503"),
-    ({"status": 302, "headers": {"Location": "https://evil.example/"}}, "answered 302"),
-    ({"status": 200, "body": "<html>captive portal</html>"}, "non-JSON body"),
-    ({"status": 200, "json": {"applications": []}}, "non-list body"),
-    ({"status": 200, "json": ["app"]}, "list of non-objects"),
-    ({"body": requests.ConnectTimeout("connect")}, "timed out (ConnectTimeout)"),
-    ({"body": requests.ReadTimeout("read")}, "timed out (ReadTimeout)"),
-    ({"body": requests.ConnectionError(f"refused {KEY}")}, "failed: ConnectionError"),
-])
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"status": 401, "json": {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED"}}}},
+            "answered 401 (UNAUTHORIZED): check the API key and its 2FA scopes",
+        ),
+        ({"status": 403, "json": ERROR_BODY}, "answered 403 (X_ERR): check the API key"),
+        ({"status": 404, "body": "<html>not here</html>"}, "list applications answered 404"),
+        ({"status": 400, "json": ERROR_BODY}, "answered 400 (X_ERR)"),
+        ({"status": 429, "json": ERROR_BODY}, "answered 429"),
+        ({"status": 500, "body": "oops"}, "answered 500"),
+        ({"status": 503, "json": ERROR_BODY}, "answered 503"),
+        ({"status": 302, "headers": {"Location": "https://evil.example/"}}, "answered 302"),
+        ({"status": 200, "body": "<html>captive portal</html>"}, "non-JSON body"),
+        ({"status": 200, "json": {"applications": []}}, "non-list body"),
+        ({"status": 200, "json": ["app"]}, "list of non-objects"),
+        ({"body": requests.ConnectTimeout("connect")}, "timed out (ConnectTimeout)"),
+        ({"body": requests.ReadTimeout("read")}, "timed out (ReadTimeout)"),
+        ({"body": requests.ConnectionError(f"refused {KEY}")}, "failed: ConnectionError"),
+    ],
+)
 def test_answers_to_the_first_read_are_one_clear_line(http, answer, message):
     http.get(APPS, **answer)
     error = fail()
@@ -555,10 +633,13 @@ def test_answers_to_the_first_read_are_one_clear_line(http, answer, message):
     assert len(http.calls) == 1  # no retries after the request went out, no redirects
 
 
-@pytest.mark.parametrize(("failing", "message"), [
-    ("create application", "Infobip create application answered 400 (X_ERR)"),
-    ("create template", f"Infobip create template in application {APP_ID} answered 500"),
-])
+@pytest.mark.parametrize(
+    ("failing", "message"),
+    [
+        ("create application", "Infobip create application answered 400 (X_ERR)"),
+        ("create template", f"Infobip create template in application {APP_ID} answered 500"),
+    ],
+)
 def test_failing_writes(http, failing, message):
     http.get(APPS, json=[])
     if failing == "create application":
@@ -588,8 +669,10 @@ def test_command_line_error_is_one_stderr_line_without_traceback(http, capsys, s
         execute_from_command_line(["manage.py", "otp_provision"])
     captured = capsys.readouterr()
     assert info.value.code == 1
-    assert captured.err == ("CommandError: Infobip list applications answered 401 (UNAUTHORIZED): "
-                            f"check the API key and its 2FA scopes [{BASE}]\n")
+    assert captured.err == (
+        "CommandError: Infobip list applications answered 401 (UNAUTHORIZED): "
+        f"check the API key and its 2FA scopes [{BASE}]\n"
+    )
     assert KEY not in captured.out + captured.err
 
 
@@ -614,8 +697,11 @@ def test_the_key_never_appears_on_success_paths(http, tmp_path):
 
 # -- formats (reference §3.1) ---------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "ms"), [("5m", 300_000), ("300s", 300_000), ("m", 60_000), ("250ms", 250),
-                                          ("2h", 7_200_000), ("1d", 86_400_000)])
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("5m", 300_000), ("300s", 300_000), ("m", 60_000), ("250ms", 250), ("2h", 7_200_000), ("1d", 86_400_000)],
+)
 def test_parse_duration(text, ms):
     assert parse_duration(text) == ms
 

@@ -191,7 +191,11 @@ def test_json_log_lines_carry_event_fields():
     data = json.loads(line)
     assert "\n" not in line
     assert (data["event"], data["phone"], data["request_id"], data["level"]) == (
-        "authn_otp_fail", "+1********71", "r1", "INFO")
+        "authn_otp_fail",
+        "+1********71",
+        "r1",
+        "INFO",
+    )
 
 
 def test_one_access_record_per_request_with_the_events_request_id(otp_api, caplog):

@@ -62,7 +62,12 @@ def test_no_pin_is_stored(outbox):
     pin_id = provider.send(PHONE).pin_id
     stored = vars(LocmemProvider._pins[pin_id])
     assert outbox[0].pin not in repr(stored) and set(stored) == {
-        "phone", "length", "expires_at", "attempts_left", "verified"}
+        "phone",
+        "length",
+        "expires_at",
+        "attempts_left",
+        "verified",
+    }
 
 
 def test_resend_delivers_the_same_pin(outbox):
