@@ -9,7 +9,7 @@ through ``manage.py otp_cleanup``, never the admin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -43,7 +43,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
+        queryset = cast(QuerySet[Any], self.object_list)  # the changelist always pages a queryset
         if queryset.query.where:  # filtered or searched: the filter bounds the count
             return queryset.count()
         estimate = self._estimate(queryset)

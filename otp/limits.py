@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import Model
 
 from otp.conf import otp_settings
 from otp.events import BUDGET_ALERT, LOCKOUT, log_event
@@ -36,7 +37,7 @@ def now_seconds() -> int:
     return int(time.time())
 
 
-def _table(model: type) -> str:
+def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
@@ -187,7 +188,7 @@ def count_send(counters: list[Counter], now: int) -> None:
     table = _table(RateCounter)
     blockable = [c.key for c in counters if c.block_seconds]
     values = ", ".join(["(%s, %s, 1, 0, 0, 0)"] * len(counters))
-    params: list[object] = []
+    params: list[str | int] = []
     for counter in counters:
         params += [counter.key, now // counter.window]
     # A blocked prefix or country increments nothing, not even the budget.

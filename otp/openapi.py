@@ -8,21 +8,24 @@ the endpoints is in the schema.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from rest_framework import serializers
 
+spectacular: ModuleType | None
 try:
-    from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
+    from drf_spectacular import utils as spectacular
 except ImportError:  # pragma: no cover - exercised by sites without the extra
+    spectacular = None
 
-    def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+
+def extend_schema_field(spec: dict[str, Any]) -> Callable[[Any], Any]:
+    """drf-spectacular's decorator of the same name, or nothing without it."""
+    if spectacular is None:
         return lambda target: target
+    return spectacular.extend_schema_field(spec)
 
-    def extend_schema_field(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-        return lambda target: target
-
-    OpenApiExample = OpenApiResponse = None  # type: ignore[assignment,misc]
 
 __all__ = ["extend_schema_field", "send_schema", "strip_trailing_slashes", "verify_schema"]
 
@@ -56,7 +59,8 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def _error(description: str) -> Any:
-    return OpenApiResponse(response=ErrorSerializer, description=description) if OpenApiResponse else None
+    assert spectacular is not None  # only called when it is installed
+    return spectacular.OpenApiResponse(response=ErrorSerializer, description=description)
 
 
 def _common_errors() -> dict[int, Any]:
@@ -73,30 +77,37 @@ def _common_errors() -> dict[int, Any]:
 
 
 def send_schema(request: type[serializers.Serializer], summary: str) -> Callable[[Any], Any]:
-    if OpenApiResponse is None:
-        return extend_schema()
-    return extend_schema(
+    if spectacular is None:
+        return lambda target: target
+    return spectacular.extend_schema(
         summary=summary,
         description='Errors answer {"error", "code"}; the PIN and the provider\'s pinId never appear.',
         tags=["otp"],
         request=request,
-        responses={200: OpenApiResponse(response=MessageSerializer, description="Accepted."), **_common_errors()},
-        examples=[OpenApiExample("Send", value={"phoneNumber": "+14155552671"}, request_only=True)],
+        responses={
+            200: spectacular.OpenApiResponse(response=MessageSerializer, description="Accepted."),
+            **_common_errors(),
+        },
+        examples=[spectacular.OpenApiExample("Send", value={"phoneNumber": "+14155552671"}, request_only=True)],
     )
 
 
 def verify_schema(request: type[serializers.Serializer]) -> Callable[[Any], Any]:
-    if OpenApiResponse is None:
-        return extend_schema()
-    return extend_schema(
+    if spectacular is None:
+        return lambda target: target
+    return spectacular.extend_schema(
         summary="Verify a PIN",
         description="Every failed verification gives the same 401 answer.",
         tags=["otp"],
         request=request,
         responses={
-            200: OpenApiResponse(response=VerifiedSerializer, description="Verified."),
+            200: spectacular.OpenApiResponse(response=VerifiedSerializer, description="Verified."),
             401: _error("Wrong, expired, used, superseded, never sent or exhausted: one answer for all."),
             **_common_errors(),
         },
-        examples=[OpenApiExample("Verify", value={"phoneNumber": "+14155552671", "pin": "123456"}, request_only=True)],
+        examples=[
+            spectacular.OpenApiExample(
+                "Verify", value={"phoneNumber": "+14155552671", "pin": "123456"}, request_only=True
+            )
+        ],
     )

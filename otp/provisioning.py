@@ -352,19 +352,20 @@ def provision(
         messages = client.list_messages(app_id)
 
     # A configured message ID only names a template of the configured application.
-    known_msg_id = message_id if app_step.ident and app_step.ident == application_id else ""
+    app_id = app_step.ident or ""  # empty only in a dry run that would create the application
+    known_msg_id = message_id if app_id and app_id == application_id else ""
     template = find_template(messages, desired.template["messageText"], known_msg_id)
     if template is None:
         template_step = Step("template", "create", None, _diff(None, desired.template))
         if not dry_run:
-            created = client.create_message(app_step.ident, desired.template)
+            created = client.create_message(app_id, desired.template)
             template_step.ident = _ident(created, "messageId", "new template")
     else:
         msg_id = _ident(template, "messageId", "template")
         changes = _diff(template, desired.template)
         template_step = Step("template", "update" if changes else "none", msg_id, changes)
         if changes and not dry_run:
-            client.update_message(app_step.ident, msg_id, desired.template)
+            client.update_message(app_id, msg_id, desired.template)
     return Outcome(app_step, template_step)
 
 
@@ -415,6 +416,8 @@ def check_compliance(
     The configured IDs are what the site sends with, so they are checked when
     set; otherwise the application is found by name and the template by text.
     """
+    app: dict[str, Any] | None
+    template: dict[str, Any] | None
     if application_id:
         try:
             app = client.get_application(application_id)
@@ -425,6 +428,7 @@ def check_compliance(
         if app is None:
             return [f"no Infobip application is named {desired.name!r}"]
         application_id = _ident(app, "applicationId", "application")
+    assert app is not None
     problems = _looser_application(app)
     if message_id:
         try:

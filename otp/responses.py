@@ -52,9 +52,9 @@ def _drf_message(exc: drf_exceptions.APIException) -> tuple[str, str]:
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return str(_("Method not allowed.")), "method_not_allowed"
     if isinstance(exc, drf_exceptions.Throttled):
-        return RATE_LIMITED, "rate_limited"
+        return str(RATE_LIMITED), "rate_limited"
     detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
-    return str(detail), str(getattr(exc, "default_code", "error"))
+    return str(detail), str(getattr(exc, "default_code", "error"))  # str(): lazy translations
 
 
 def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

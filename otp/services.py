@@ -296,7 +296,7 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
     )
     if attempt is None or not attempt.pin_id:
         _verify_failed(phone, purpose, "no_pending_attempt")
-    assert attempt is not None
+    pin_id: str = attempt.pin_id
     seconds = limits.now_seconds()
     if (attempt.locked_until or 0) > seconds:
         events.log_event(events.RATE_LIMITED, phone=phone, scope="phone_lockout")
@@ -318,7 +318,7 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
 
     try:
         provider = get_provider()
-        result = call_provider(lambda: provider.verify(attempt.pin_id, pin))
+        result = call_provider(lambda: provider.verify(pin_id, pin))
     except PinNotFound:
         pending.update(status=AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "unknown_to_provider")

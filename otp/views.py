@@ -33,10 +33,10 @@ VERIFIED_MESSAGE = _("OTP verified successfully.")
 class OtpAPIView(APIView):
     """Base of the app's endpoints: JSON in, JSON out, errors as ``{"error": ...}``."""
 
-    http_method_names: ClassVar[list[str]] = ["post", "options"]
-    permission_classes: ClassVar[list[type]] = [AllowAny]
-    parser_classes: ClassVar[list[type]] = [BoundedJSONParser]
-    renderer_classes: ClassVar[list[type]] = [JSONRenderer]
+    http_method_names = ["post", "options"]
+    permission_classes = [AllowAny]
+    parser_classes = [BoundedJSONParser]
+    renderer_classes = [JSONRenderer]
     serializer_class: ClassVar[type[serializers.Serializer]]
     #: The IP bucket this endpoint counts against.
     ip_scope: ClassVar[str]

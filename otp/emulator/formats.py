@@ -55,7 +55,7 @@ def parse_duration(text: object, *, maximum: float = ONE_YEAR) -> Duration:
     seconds = length * _UNIT_SECONDS[match[2]]
     if seconds > maximum:
         raise ValueError(f"must not exceed {_describe(maximum)}")
-    return Duration(text, seconds)
+    return Duration(match[0], seconds)
 
 
 def parse_limit(text: object, *, maximum: float = ONE_YEAR) -> Limit:
@@ -66,7 +66,7 @@ def parse_limit(text: object, *, maximum: float = ONE_YEAR) -> Limit:
     attempts = int(match[1])
     if attempts <= 0:
         raise ValueError("attempts must be at least 1")
-    return Limit(text, attempts, parse_duration(match[2], maximum=maximum))
+    return Limit(match[0], attempts, parse_duration(match[2], maximum=maximum))
 
 
 def _describe(seconds: float) -> str:

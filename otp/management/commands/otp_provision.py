@@ -146,14 +146,17 @@ class Command(BaseCommand):
             if options["write_env"]:
                 self.stdout.write(f"Dry run: {options['write_env']} not written.")
             return
-        values = {provisioning.ENV_APP_ID: outcome.application.ident, provisioning.ENV_MSG_ID: outcome.template.ident}
+        new_app_id, new_msg_id = outcome.application.ident, outcome.template.ident
+        if not new_app_id or not new_msg_id:  # a real run always ends with both IDs
+            raise CommandError("Infobip did not return the application and template IDs")
+        values = {provisioning.ENV_APP_ID: new_app_id, provisioning.ENV_MSG_ID: new_msg_id}
         for key, value in values.items():
             self.stdout.write(f"{key}={value}")
         if options["write_env"]:
             written = provisioning.write_env(options["write_env"], values)
             self.stdout.write(f"{'Wrote' if written else 'Already current:'} {options['write_env']}")
         if phone:
-            delivered = provisioning.send_test_pin(connection, outcome.application.ident, outcome.template.ident, phone)
+            delivered = provisioning.send_test_pin(connection, new_app_id, new_msg_id, phone)
             if not delivered:
                 raise CommandError(f"Infobip accepted the test PIN for {mask_phone(phone)} but did not send it")
             self.stdout.write(f"Test PIN sent to {mask_phone(phone)}.")
