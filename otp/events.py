@@ -58,7 +58,7 @@ def current_request_id() -> str:
 
 def phone_hash(phone: str) -> str:
     """A keyed hash of the number for correlating events without storing it."""
-    return salted_hmac("otp.events.phone", phone).hexdigest()[:16]
+    return salted_hmac("otp.events.phone", phone, algorithm="sha256").hexdigest()[:16]
 
 
 def log_event(event: str, *, phone: str | None = None, level: int = logging.INFO, **fields: Any) -> None:
