@@ -192,6 +192,9 @@ def desired_configuration(
     pin_length: int | None = None,
     sender_id: str | None = None,
     language: str | None = None,
+    voice_name: str | None = None,
+    speech_rate: float | None = None,
+    repeat_dtmf: str | None = None,
 ) -> Desired:
     """Derive Infobip's settings from ``OTP``; refuse overrides looser than it."""
     max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
@@ -211,6 +214,13 @@ def desired_configuration(
         raise ProvisioningError(f"language {language!r} is not one of Infobip's: {', '.join(sorted(LANGUAGES))}")
     if sender_id is not None and (not sender_id.strip() or not sender_id.isprintable()):
         raise ProvisioningError("the sender ID must be printable and not empty")
+    # Voice calls read the same template out (language, voice, pace, replay key).
+    if speech_rate is not None and not 0.5 <= speech_rate <= 2:
+        raise ProvisioningError(f"speechRate {speech_rate} refused: Infobip accepts 0.5 to 2")
+    if repeat_dtmf is not None and not re.fullmatch(r"[0-9*#]{1,8}", repeat_dtmf):
+        raise ProvisioningError(f"repeatDTMF {repeat_dtmf!r} refused: use keypad characters such as 1#")
+    if voice_name is not None and not re.fullmatch(r"[A-Za-z][A-Za-z -]{0,39}", voice_name):
+        raise ProvisioningError(f"voiceName {voice_name!r} refused: use a voice name such as Joanna")
     configuration = {
         "pinAttempts": max_attempts if pin_attempts is None else pin_attempts,
         # One successful verification ends a PIN, as it does locally.
@@ -241,6 +251,8 @@ def desired_configuration(
     }
     if sender_id is not None:
         template["senderId"] = sender_id
+    voice = {"voiceName": voice_name, "speechRate": speech_rate, "repeatDTMF": repeat_dtmf}
+    template.update({key: value for key, value in voice.items() if value is not None})
     return Desired(application={"name": name, "enabled": True, "configuration": configuration}, template=template)
 
 

@@ -723,3 +723,25 @@ def test_parse_limit():
 @pytest.mark.parametrize(("seconds", "text"), [(300, "5m"), (600, "10m"), (90, "90s"), (1, "1s")])
 def test_render_duration(seconds, text):
     assert render_duration(seconds) == text
+
+
+# -- voice template options -------------------------------------------------------------
+
+
+def test_voice_options_are_set_on_the_template(http):
+    voice = {"language": "de", "voiceName": "Hans", "speechRate": 0.8, "repeatDTMF": "1#"}
+    http.get(APPS, json=[])
+    http.post(APPS, json=LIVE_APP)
+    http.post(MESSAGES, json={**LIVE_TEMPLATE, **voice})
+    run("--language", "de", "--voice-name", "Hans", "--speech-rate", "0.8", "--repeat-dtmf", "1#")
+    assert calls(http)[-1] == ("POST", MESSAGES, {**WANTED_TEMPLATE, **voice})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--speech-rate", "3"), ("--speech-rate", "0.1"), ("--repeat-dtmf", "press one"), ("--voice-name", "<script>")],
+)
+def test_bad_voice_options_are_refused_before_any_call(http, option, value):
+    error = fail(option, value)
+    assert option.lstrip("-").split("-")[0] in str(error).lower() or "refused" in str(error)
+    assert len(http.calls) == 0

@@ -73,7 +73,14 @@ class Command(BaseCommand):
         )
         template.add_argument("--pin-length", type=int, help="Must equal OTP['PIN_LENGTH'] (the default).")
         template.add_argument("--sender-id", help="Sender shown to the recipient; Infobip's default if unset.")
-        template.add_argument("--language", help=f"One of Infobip's codes (default {provisioning.DEFAULT_LANGUAGE}).")
+        template.add_argument(
+            "--language",
+            help=f"SMS language and voice text-to-speech language (default {provisioning.DEFAULT_LANGUAGE}).",
+        )
+        voice = parser.add_argument_group("voice calls (the channel 'voice' reads the same template out)")
+        voice.add_argument("--voice-name", help="Text-to-speech voice, e.g. Joanna; Infobip's standard if unset.")
+        voice.add_argument("--speech-rate", type=float, help="Reading pace, 0.5 to 2 (Infobip's default 1).")
+        voice.add_argument("--repeat-dtmf", metavar="KEYS", help="Keys that replay the message, e.g. 1#.")
         mode = parser.add_argument_group("mode")
         mode.add_argument(
             "--dry-run", action="store_true", help="Show what would be created or changed; only GET requests."
@@ -121,6 +128,9 @@ class Command(BaseCommand):
             pin_length=options["pin_length"],
             sender_id=options["sender_id"],
             language=options["language"],
+            voice_name=options["voice_name"],
+            speech_rate=options["speech_rate"],
+            repeat_dtmf=options["repeat_dtmf"],
         )
         phone = None
         if options["send_test_pin"]:  # refuse a bad number before changing anything
