@@ -14,6 +14,9 @@ from rest_framework.test import APIClient
 
 from otp.providers import locmem
 
+# The fixtures the app offers to sites (otp_outbox) are tested here too.
+pytest_plugins = ["otp.testing"]
+
 INFOBIP_BASE = "https://xyz.api.infobip.com"
 INFOBIP_OPTIONS = {
     "api_key": "test-api-key-0123456789",

@@ -160,3 +160,15 @@ def test_signals_with_their_arguments(outbox, received, settings):
     assert (failed["phone"], failed["purpose"], failed["reason"]) == (PHONE, "login", "wrong_pin")
     assert (verified["attempt"].pk, verified["purpose"], verified["user"]) == (attempt.pk, "login", None)
     assert (blocked["phone"], blocked["reason"]) == (PHONE, "destination_region")
+
+
+# -- the fixture offered to sites ------------------------------------------------------
+
+
+def test_otp_outbox_fixture_switches_to_the_memory_provider(request, settings, otp_api):
+    settings.OTP = {**settings.OTP, "PROVIDER": "otp.providers.infobip.InfobipProvider", "PIN_LENGTH": 8}
+    outbox = request.getfixturevalue("otp_outbox")
+    # A site's own OTP settings are kept; only the provider changes.
+    assert settings.OTP["PROVIDER"] == "otp.providers.locmem.LocmemProvider" and settings.OTP["PIN_LENGTH"] == 8
+    assert otp_api.send().status_code == 200
+    assert [m.phone for m in outbox] == [PHONE] and len(outbox[0].pin) == 8
