@@ -63,6 +63,17 @@ DEFAULTS: dict[str, Any] = {
     # (names of phonenumbers.PhoneNumberType) allowed.
     "ALLOWED_REGIONS": None,
     "ALLOWED_NUMBER_TYPES": ("MOBILE", "FIXED_LINE_OR_MOBILE"),
+    # Every failed verify takes at least this long, so that its timing does not
+    # reveal whether the provider was asked (a pending attempt exists) or not.
+    "VERIFY_FAILURE_MIN_SECONDS": 0.25,
+    # Optional bot-friction step on send and resend: dotted path of a callable
+    # (request, token) -> bool that checks a CAPTCHA or attestation token sent as
+    # "challengeToken". None: no challenge.
+    "SEND_CHALLENGE_VERIFIER": None,
+    # Conversion monitoring (otp_conversion_report): groups with at least
+    # CONVERSION_MIN_SENDS sends in the window and fewer than this share verified.
+    "CONVERSION_ALERT_THRESHOLD": 0.2,
+    "CONVERSION_MIN_SENDS": 50,
     # -- Integration ----------------------------------------------------------
     # Purposes a code may be sent for (e.g. "signup", "login"); None allows any
     # short slug. A code sent for one purpose never verifies another.

@@ -42,6 +42,7 @@ CIRCUIT_OPENED = "otp_provider_circuit_open"
 CIRCUIT_CLOSED = "otp_provider_circuit_closed"
 SEND_ORPHAN = "otp_send_orphan"
 DATABASE_ERROR = "otp_database_error"
+LOW_CONVERSION = "otp_low_conversion"
 
 
 def begin_request(header_value: str | None, client_ip: str) -> str:

@@ -60,6 +60,12 @@ class BudgetExhausted(OtpError):
         self.retry_after = retry_after
 
 
+class ChallengeFailed(InvalidInput):
+    """The send's CAPTCHA or attestation token is missing or was refused (a 400)."""
+
+    code = "challenge_failed"
+
+
 class LimiterUnavailable(OtpError):
     """The shared cache behind the IP limits failed: fail closed (a 503)."""
 

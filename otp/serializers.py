@@ -104,10 +104,19 @@ class _StrictSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field({"type": "string", "maxLength": 4096, "description": "Bot-friction token, when the site asks."})
+class ChallengeTokenField(_ValidatedField):
+    def validate(self, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > 4096:
+            raise InvalidInput(_("challengeToken must be a string."))
+        return value
+
+
 class SendCodeSerializer(_StrictSerializer):
     phoneNumber = PhoneNumberField(public_name="phoneNumber")  # noqa: N815 (wire name)
     purpose = PurposeField(public_name="purpose", required=False)
     channel = ChannelField(public_name="channel", required=False)
+    challengeToken = ChallengeTokenField(public_name="challengeToken", required=False)  # noqa: N815
 
 
 class VerifyCodeSerializer(_StrictSerializer):

@@ -7,6 +7,7 @@ functions; nothing else touches ``OtpAttempt`` state or the provider.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -266,6 +267,9 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
 def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttempt:
     """Verify ``pin`` for the newest pending attempt of ``phone``.
 
+    Every failure takes at least ``VERIFY_FAILURE_MIN_SECONDS``, whether or not
+    it reached the provider, so timing does not tell a pending attempt from none.
+
     One attempt slot is reserved atomically before the provider is called, so
     parallel guesses never reach the provider more often than
     ``MAX_VERIFY_ATTEMPTS``. Success is a conditional update: it happens once
@@ -279,6 +283,25 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
     :raises VerificationFailed: wrong, expired, used, superseded, unknown or exhausted.
     :raises ProviderError: the provider is unavailable or misconfigured.
     """
+    started = time.monotonic()
+    try:
+        return _verify(phone, pin, purpose)
+    except VerificationFailed:
+        apply_latency_floor(started)
+        raise
+
+
+def apply_latency_floor(started: float) -> None:
+    """Wait until ``VERIFY_FAILURE_MIN_SECONDS`` have passed since ``started`` (monotonic)."""
+    remaining = (otp_settings.VERIFY_FAILURE_MIN_SECONDS or 0) - (time.monotonic() - started)
+    if remaining > 0:
+        _sleep(remaining)
+
+
+_sleep = time.sleep  # replaced in tests
+
+
+def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
     phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
     purpose = validate_purpose(purpose)

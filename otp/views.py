@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp import events, iplimits, services, tokens
+from otp import challenge, events, iplimits, services, tokens
 from otp.client_ip import client_ip
 from otp.exceptions import InvalidInput
 from otp.openapi import send_schema, verify_schema
@@ -68,6 +68,9 @@ class OtpAPIView(APIView):
             raise error
         data = serializer.validated_data
         iplimits.check_ip_limit(request, self.ip_scope, phone=data.get("phoneNumber"))
+        if self.ip_scope == iplimits.SEND:
+            # After the IP limit: a verifier may call an outside service.
+            challenge.check_challenge(request, data.get("challengeToken"), data["phoneNumber"])
         return data
 
 

@@ -40,7 +40,8 @@ def _reset_outbox() -> Iterator[None]:
 @pytest.fixture
 def production_limits(settings: Any) -> dict[str, Any]:
     """Every limit at its shipped default (the locmem provider stays)."""
-    settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider"}
+    # The failure latency floor is not a limit; it would only slow the tests.
+    settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider", "VERIFY_FAILURE_MIN_SECONDS": 0}
     return settings.OTP
 
 
