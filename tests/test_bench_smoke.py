@@ -1,0 +1,73 @@
+"""Smoke runs of bench/load.py and bench/attack.py: a few seconds each, real processes.
+
+They prove the benchmarks still start the stack, drive it and report; the
+figures mean nothing at this size. They need PostgreSQL and Redis on
+127.0.0.1 (skipped otherwise, like tests/e2e) and run in about 10-15 s each;
+``BENCH_SMOKE=0`` skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+# Redis DB 3 is claimed by nobody else (tests/e2e: 4-12, test_multi_process: 14,
+# bench/load.py: 13, bench/attack.py: 15).
+REDIS = "redis://127.0.0.1:6379/3"
+
+pytestmark = [pytest.mark.postgres]
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _services() -> None:
+    if os.environ.get("BENCH_SMOKE") == "0":
+        pytest.skip("BENCH_SMOKE=0")
+    if not (_reachable(5432) and _reachable(6379)):
+        pytest.skip("needs PostgreSQL and Redis on 127.0.0.1")
+
+
+def _run(script: str, *args: str, timeout: float = 60) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_load_smoke(tmp_path: Path) -> None:
+    out = _run("load.py", "--latency-ms", "0", "--clients", "4", "--duration", "2", "--warmup", "0.5",
+               "--server", "1x8", "--database", "otp_loadbench_smoke", "--redis-url", REDIS,
+               "--admin-url", POSTGRES, "--work-dir", str(tmp_path))
+    assert "| app 1x8 " in out
+    row = next(line for line in out.splitlines() if line.startswith("| app 1x8 "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[3]) > 0, row  # flows/s
+    assert cells[7] == "0", row  # no errors
+
+
+def test_attack_smoke(tmp_path: Path) -> None:
+    out = _run("attack.py", "--sends", "80", "--source-ips", "20", "--guess-ips", "10", "--guesses-per-ip", "2",
+               "--resend-every", "0", "--guess-seconds", "0", "--max-seconds", "20", "--workers", "1", "--threads", "8",
+               "--database", "otp_attackbench_smoke", "--redis-url", REDIS, "--admin-url", POSTGRES,
+               "--work-dir", str(tmp_path))
+    assert "SMS sent (emulator smsSent):" in out
+    sent = int(out.split("SMS sent (emulator smsSent):")[1].split()[0])
+    # 20 numbers per sendable group at most: per-IP (5 each from 20 addresses) and per-prefix limits bind.
+    assert 0 < sent <= 60, out
+    reached = int(out.split("(emulator verifyRequests):")[1].split()[0])
+    assert reached <= 5, out  # one PIN, five attempts
