@@ -242,3 +242,21 @@ def test_base_url_normalisation(raw, expected):
 def test_base_url_refused(raw):
     with pytest.raises(InvalidBaseUrl):
         normalize_base_url(raw)
+
+
+def test_a_read_timeout_wrapped_by_urllib3_is_reported_as_a_timeout(provider, http):
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    wrapped = requests.ConnectionError(MaxRetryError(None, SEND_URL, ReadTimeoutError(None, SEND_URL, "read")))
+    http.post(SEND_URL, body=wrapped)
+    with pytest.raises(ProviderUnavailable, match="timed out"):
+        provider.send("+14155552671")
+
+
+def test_a_refused_connection_is_not_a_timeout(provider, http):
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    refused = requests.ConnectionError(MaxRetryError(None, SEND_URL, NewConnectionError(None, "refused")))
+    http.post(SEND_URL, body=refused)
+    with pytest.raises(ProviderUnavailable, match="failed: ConnectionError"):
+        provider.send("+14155552671")

@@ -207,3 +207,30 @@ def test_one_access_record_per_request_with_the_events_request_id(otp_api, caplo
     assert access["route"] == "^send-otp/?$" and access["duration_ms"] > 0
     events = [r.otp_event for r in caplog.records if hasattr(r, "otp_event")]
     assert events and {e["request_id"] for e in events} == {request_id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_connection_goes_back_before_the_provider_is_called(otp_api, monkeypatch):
+    from otp.providers import locmem
+
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {**connection.settings_dict["OPTIONS"], "pool": True})
+    events: list[str] = []
+    monkeypatch.setattr(connection, "close", lambda: events.append("released"))
+    real_send = locmem.LocmemProvider.send
+
+    def send(self, phone, channel="sms"):
+        events.append("provider")
+        return real_send(self, phone, channel=channel)
+
+    monkeypatch.setattr(locmem.LocmemProvider, "send", send)
+    assert otp_api.send().status_code == 200
+    assert events[:2] == ["released", "provider"]
+
+
+def test_no_release_inside_a_transaction_or_without_a_pool(monkeypatch):
+    closed: list[bool] = []
+    monkeypatch.setattr(connection, "close", lambda: closed.append(True))
+    provider_calls.release_database_connection()  # the test's transaction is open
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})
+    provider_calls.release_database_connection()
+    assert closed == []

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 from django.core.checks import CheckMessage, Error
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -114,11 +115,26 @@ def request_json(
     """
     try:
         response = session.request(method, url, json=body, timeout=timeout, allow_redirects=False)
-    except requests.Timeout as err:
-        raise ProviderUnavailable(f"Infobip {operation} timed out ({type(err).__name__})") from err
     except requests.RequestException as err:
+        if _is_timeout(err):
+            raise ProviderUnavailable(f"Infobip {operation} timed out") from err
         raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
     return _parse(response, operation=operation, not_found=not_found, expect=expect)
+
+
+def _is_timeout(err: requests.RequestException) -> bool:
+    """True for connect and read timeouts, including those urllib3 wraps.
+
+    With retries configured, urllib3 reports a read timeout as MaxRetryError,
+    which requests raises as a ConnectionError; the timeout is its ``reason``.
+    """
+    if isinstance(err, requests.Timeout):
+        return True
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    # urllib3 files a refused connection (NewConnectionError) under its timeouts.
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _error_id(response: requests.Response) -> str:

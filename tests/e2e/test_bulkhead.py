@@ -124,7 +124,10 @@ def test_bulkhead_bounds_the_upstream_and_keeps_other_pages_up(storm, measure):
     # At most SLOTS provider calls per worker at once: each takes the upstream's latency.
     rounds = storm.elapsed / (UPSTREAM_LATENCY_MS / 1000) + 1
     assert storm.upstream <= WORKERS * SLOTS * rounds, storm.upstream
-    assert storm.upstream == sends[200]
+    # Every upstream call is a success, except an SMS whose row could not be
+    # updated afterwards (a database 503, logged as an orphan).
+    orphans_at_most = storm.sends[(503, "temporarily_unavailable")]
+    assert sends[200] <= storm.upstream <= sends[200] + orphans_at_most
     # A page that needs no provider answers at once.
     admin_p95, admin_max, admin_statuses = probe_stats(storm, "/admin/login/")
     measure("storm_admin_p95_seconds", admin_p95)
@@ -134,16 +137,6 @@ def test_bulkhead_bounds_the_upstream_and_keeps_other_pages_up(storm, measure):
     assert p95(storm.send_seconds) < READ_TIMEOUT + POOL_TIMEOUT + 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the bulkhead frees worker threads but not database connections: a send keeps its pooled "
-        "connection from its first query until the response, through the wait for a provider slot "
-        "(PROVIDER_QUEUE_TIMEOUT_SECONDS) and the provider call (up to INFOBIP_READ_TIMEOUT), so a "
-        "storm of sends against a slow upstream exhausts DATABASE_POOL_MAX_SIZE and /healthz waits "
-        "DATABASE_POOL_TIMEOUT, then answers 503 'database: error: OperationalError'"
-    ),
-)
 def test_healthz_stays_responsive_during_the_storm(storm, measure):
     health_p95, health_max, statuses = probe_stats(storm, "/healthz")
     measure("storm_healthz_p95_seconds", health_p95)

@@ -69,14 +69,6 @@ def test_read_timeout_answers_503_in_time_without_retry(site, emulator, e2e_data
     assert access_record(site, "e2e-hang")["status"] == 503
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a read timeout is logged as 'Infobip send failed: ConnectionError': with read=0 in the urllib3 "
-        "Retry policy, requests wraps the ReadTimeoutError in MaxRetryError and raises ConnectionError, "
-        "not Timeout, so otp.providers.infobip.request_json never reports 'timed out'"
-    ),
-)
 def test_read_timeout_is_logged_as_a_timeout(site, emulator, new_phone):
     emulator.fault("hang", route="send")
     assert_unavailable(site.send(new_phone(), request_id="e2e-hang-log"))
