@@ -57,7 +57,7 @@ TEMPLATES = [
 ROOT_URLCONF = "tests.urls"
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c lock_timeout=1000"
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c lock_timeout=3000"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The core tests send and verify freely; tests/test_limits.py turns each limit

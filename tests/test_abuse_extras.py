@@ -22,15 +22,16 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sleeps(monkeypatch):
-    waited: list[float] = []
-    monkeypatch.setattr(services, "_sleep", waited.append)
-    return waited
+def floors(monkeypatch):
+    """Every call of the latency floor, with the request start it was given."""
+    calls: list[float] = []
+    monkeypatch.setattr(services, "apply_latency_floor", calls.append)
+    return calls
 
 
 @pytest.mark.parametrize("case", ["unknown", "wrong", "expired", "exhausted"])
-def test_every_verify_failure_waits_for_the_floor(otp_api, outbox, settings, sleeps, case):
-    settings.OTP = {**settings.OTP, "VERIFY_FAILURE_MIN_SECONDS": 0.3, "MAX_VERIFY_ATTEMPTS": 1}
+def test_every_verify_failure_goes_through_the_floor(otp_api, outbox, settings, floors, case):
+    settings.OTP = {**settings.OTP, "MAX_VERIFY_ATTEMPTS": 1}
     if case != "unknown":
         otp_api.send()
     pin = outbox[0].pin if outbox else "123456"
@@ -39,17 +40,25 @@ def test_every_verify_failure_waits_for_the_floor(otp_api, outbox, settings, sle
         OtpAttempt.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     if case == "exhausted":
         otp_api.verify(wrong)
-        sleeps.clear()
+        floors.clear()
     response = otp_api.verify(pin if case in ("expired", "exhausted") else wrong)
-    assert response.status_code == 401
-    assert len(sleeps) == 1 and 0.25 < sleeps[0] <= 0.3
+    assert response.status_code == 401 and len(floors) == 1
 
 
-def test_success_does_not_wait(otp_api, outbox, settings, sleeps):
-    settings.OTP = {**settings.OTP, "VERIFY_FAILURE_MIN_SECONDS": 0.3}
+def test_success_does_not_wait(otp_api, outbox, floors):
     otp_api.send()
     assert otp_api.verify(outbox[0].pin).status_code == 200
-    assert sleeps == []
+    assert floors == []
+
+
+def test_the_floor_waits_only_for_what_is_left(monkeypatch, settings):
+    settings.OTP = {**settings.OTP, "VERIFY_FAILURE_MIN_SECONDS": 0.3}
+    waited: list[float] = []
+    monkeypatch.setattr(services, "_sleep", waited.append)
+    monkeypatch.setattr(services.time, "monotonic", lambda: 100.1)
+    services.apply_latency_floor(started=100.0)
+    services.apply_latency_floor(started=99.5)  # already slower than the floor
+    assert waited == [pytest.approx(0.2)]
 
 
 # -- the send challenge ---------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_a_stuck_row_lock_fails_fast(otp_api, outbox):
     finally:
         release.set()
         holder.join()
-    assert response.status_code == 503 and 0.9 < elapsed < 3  # lock_timeout is 1 s in the test settings
+    assert response.status_code == 503 and 2.9 < elapsed < 6  # lock_timeout is 3 s in the test settings
     assert outbox == [] and not OtpAttempt.objects.exists()
 
 
