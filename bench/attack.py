@@ -45,9 +45,15 @@ import harness as h  # noqa: E402
 
 # The app's defaults (README "Abuse resistance"), to state what the run may let through.
 DEFAULTS = {
-    "IP_SEND_RATE": (5, 900), "IP_VERIFY_RATE": (10, 300), "MAX_SENDS_PER_PHONE_PER_DAY": 5,
-    "MAX_SENDS_PER_PREFIX_PER_HOUR": 20, "PREFIX_STRIP_DIGITS": 4, "MAX_SENDS_PER_COUNTRY_PER_HOUR": 500,
-    "MAX_SENDS_PER_HOUR": 1000, "MAX_SENDS_PER_DAY": 10000, "MAX_VERIFY_ATTEMPTS": 5,
+    "IP_SEND_RATE": (5, 900),
+    "IP_VERIFY_RATE": (10, 300),
+    "MAX_SENDS_PER_PHONE_PER_DAY": 5,
+    "MAX_SENDS_PER_PREFIX_PER_HOUR": 20,
+    "PREFIX_STRIP_DIGITS": 4,
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR": 500,
+    "MAX_SENDS_PER_HOUR": 1000,
+    "MAX_SENDS_PER_DAY": 10000,
+    "MAX_VERIFY_ATTEMPTS": 5,
     "MAX_FAILURES_PER_PHONE": 20,
 }
 
@@ -78,8 +84,12 @@ def source_ips(second_octet: int, count: int) -> list[str]:
 
 
 def spoofed_xff(rng: random.Random) -> bytes:
-    return b"X-Forwarded-For: %d.%d.%d.%d\r\n" % (rng.randint(1, 223), rng.randint(0, 255),
-                                                   rng.randint(0, 255), rng.randint(1, 254))
+    return b"X-Forwarded-For: %d.%d.%d.%d\r\n" % (
+        rng.randint(1, 223),
+        rng.randint(0, 255),
+        rng.randint(0, 255),
+        rng.randint(1, 254),
+    )
 
 
 def error_code(body: bytes) -> str:
@@ -90,8 +100,9 @@ def error_code(body: bytes) -> str:
     return str(data.get("code") or data.get("error") or "") if isinstance(data, dict) else "?"
 
 
-async def _one(port: int, source: str, path: str, payload: dict[str, str], headers: bytes,
-               timeout: float) -> tuple[int | str, bytes]:
+async def _one(
+    port: int, source: str, path: str, payload: dict[str, str], headers: bytes, timeout: float
+) -> tuple[int | str, bytes]:
     conn = h.Connection("127.0.0.1", port, source=source, timeout=timeout)
     try:
         return await conn.request("POST", path, json.dumps(payload).encode(), headers + b"Connection: close\r\n")
@@ -103,8 +114,9 @@ async def _one(port: int, source: str, path: str, payload: dict[str, str], heade
         conn.close()
 
 
-async def pump(port: int, sends: int, ips: list[str], concurrency: int, max_seconds: float, timeout: float,
-               seed: int) -> dict[str, Any]:
+async def pump(
+    port: int, sends: int, ips: list[str], concurrency: int, max_seconds: float, timeout: float, seed: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
     work = list(enumerate(pumping_numbers(sends)))
     statuses: Counter[str] = Counter()
@@ -116,8 +128,9 @@ async def pump(port: int, sends: int, ips: list[str], concurrency: int, max_seco
         nonlocal done
         while work and time.monotonic() < deadline:
             i, (group, number) = work.pop(0)
-            status, body = await _one(port, ips[i % len(ips)], "/send-otp", {"phoneNumber": number},
-                                      spoofed_xff(rng), timeout)
+            status, body = await _one(
+                port, ips[i % len(ips)], "/send-otp", {"phoneNumber": number}, spoofed_xff(rng), timeout
+            )
             key = f"{status} {error_code(body)}" if isinstance(status, int) and status != 200 else str(status)
             statuses[key] += 1
             by_group.setdefault(group, Counter())[key] += 1
@@ -125,13 +138,27 @@ async def pump(port: int, sends: int, ips: list[str], concurrency: int, max_seco
 
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"requests": done, "seconds": time.monotonic() - started, "statuses": statuses, "by_group": by_group,
-            "stopped_early": bool(work)}
+    return {
+        "requests": done,
+        "seconds": time.monotonic() - started,
+        "statuses": statuses,
+        "by_group": by_group,
+        "stopped_early": bool(work),
+    }
 
 
-async def guess(port: int, emulator_port: int, ips: list[str], per_ip: int, concurrency: int,
-                resend_every: float, spread: float, max_seconds: float, timeout: float, seed: int
-                ) -> dict[str, Any]:
+async def guess(
+    port: int,
+    emulator_port: int,
+    ips: list[str],
+    per_ip: int,
+    concurrency: int,
+    resend_every: float,
+    spread: float,
+    max_seconds: float,
+    timeout: float,
+    seed: int,
+) -> dict[str, Any]:
     rng = random.Random(seed + 1)
     statuses: Counter[str] = Counter()
     sends: Counter[str] = Counter()
@@ -165,29 +192,45 @@ async def guess(port: int, emulator_port: int, ips: list[str], per_ip: int, conc
                     break
             if resend_every and time.monotonic() >= next_resend:
                 next_resend = time.monotonic() + resend_every
-                status, body = await _one(port, next(resend_ips), "/send-otp", {"phoneNumber": VICTIM},
-                                          spoofed_xff(rng), timeout)
+                status, body = await _one(
+                    port, next(resend_ips), "/send-otp", {"phoneNumber": VICTIM}, spoofed_xff(rng), timeout
+                )
                 sends[str(status) if status == 200 else f"{status} {error_code(body)}"] += 1
                 refresh_known()
             ip, _ = work.pop(0)
             pin = f"{rng.randrange(10**6):06d}"
             while pin in known_pins:
                 pin = f"{rng.randrange(10**6):06d}"
-            status, body = await _one(port, ip, "/verify-otp", {"phoneNumber": VICTIM, "pin": pin},
-                                      spoofed_xff(rng), timeout)
-            statuses[str(status) if status in (200, "timeout", "connection error") else
-                     f"{status} {error_code(body)}"] += 1
+            status, body = await _one(
+                port, ip, "/verify-otp", {"phoneNumber": VICTIM, "pin": pin}, spoofed_xff(rng), timeout
+            )
+            statuses[
+                str(status) if status in (200, "timeout", "connection error") else f"{status} {error_code(body)}"
+            ] += 1
             done += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"guesses": done, "seconds": time.monotonic() - started, "statuses": statuses, "sends": sends,
-            "pins_issued": len(known_pins), "stopped_early": bool(work)}
+    return {
+        "guesses": done,
+        "seconds": time.monotonic() - started,
+        "statuses": statuses,
+        "sends": sends,
+        "pins_issued": len(known_pins),
+        "stopped_early": bool(work),
+    }
 
 
 def logged_reasons(log_text: str, since: int) -> Counter[str]:
     """Security events the site logged after offset ``since``, by event and reason (or scope)."""
-    wanted = {"otp_send_blocked", "excess_rate_limit_exceeded", "input_validation_fail", "authn_otp_fail",
-              "authn_login_lock", "otp_budget_alert", "otp_provider_error"}
+    wanted = {
+        "otp_send_blocked",
+        "excess_rate_limit_exceeded",
+        "input_validation_fail",
+        "authn_otp_fail",
+        "authn_login_lock",
+        "otp_budget_alert",
+        "otp_provider_error",
+    }
     events: Counter[str] = Counter()
     for line in log_text[since:].splitlines():
         if not line.startswith("{"):
@@ -208,17 +251,27 @@ def _counter_lines(counter: Counter[str], indent: str = "    ") -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sends", type=int, default=10000, help="pumping requests (default 10000)")
-    parser.add_argument("--source-ips", type=int, default=2000,
-                        help="distinct loopback source addresses for pumping (default 2000)")
+    parser.add_argument(
+        "--source-ips", type=int, default=2000, help="distinct loopback source addresses for pumping (default 2000)"
+    )
     parser.add_argument("--guess-ips", type=int, default=1000, help="source addresses for guessing (default 1000)")
     parser.add_argument("--guesses-per-ip", type=int, default=3, help="wrong PINs per guessing address (default 3)")
-    parser.add_argument("--resend-every", type=float, default=20.0,
-                        help="seconds between the attacker's requests for a fresh code (default 20; 0: never)")
-    parser.add_argument("--guess-seconds", type=float, default=150.0,
-                        help="spread the guesses evenly over this long (default 150; 0: as fast as possible)")
+    parser.add_argument(
+        "--resend-every",
+        type=float,
+        default=20.0,
+        help="seconds between the attacker's requests for a fresh code (default 20; 0: never)",
+    )
+    parser.add_argument(
+        "--guess-seconds",
+        type=float,
+        default=150.0,
+        help="spread the guesses evenly over this long (default 150; 0: as fast as possible)",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="bound of each phase (default 180)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s")
@@ -226,11 +279,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=64, help="gunicorn threads per worker (default 64)")
     parser.add_argument("--latency-ms", type=int, default=0, help="emulator latency (default 0)")
     parser.add_argument("--random-seed", type=int, default=1, help="seed of the spoofed addresses and guesses")
-    parser.add_argument("--admin-url", default=os.environ.get("BENCH_POSTGRES_URL",
-                                                              "postgres://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--database", default="otp_attackbench", help="database created and dropped")
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
-                        help="Redis DB flushed and used by the site (default redis://127.0.0.1:6379/15)")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        help="Redis DB flushed and used by the site (default redis://127.0.0.1:6379/15)",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "otp-bench")
     args = parser.parse_args()
 
@@ -241,8 +298,12 @@ def main() -> int:
         h.flush_redis(args.redis_url)
         emulator_port, site_port = h.free_port(), h.free_port()
         emulator = h.start_emulator(stack, emulator_port, args.latency_ms)
-        env = h.site_env(database_url=db_url, redis_url=args.redis_url, emulator_port=emulator_port,
-                         extra={"OTP_TRUSTED_PROXY_COUNT": "0"})
+        env = h.site_env(
+            database_url=db_url,
+            redis_url=args.redis_url,
+            emulator_port=emulator_port,
+            extra={"OTP_TRUSTED_PROXY_COUNT": "0"},
+        )
         h.migrate(env)
         site = h.start_gunicorn(stack, env, site_port, args.workers, args.threads)
         site_log = run_dir / "gunicorn.log"
@@ -251,76 +312,133 @@ def main() -> int:
         h.log(f"pumping: {args.sends} sends from {args.source_ips} source addresses ...")
         before = h.emulator_stats(emulator_port)
         offset = len(site_log.read_text(errors="replace"))
-        result = asyncio.run(pump(site_port, args.sends, source_ips(1, args.source_ips), args.concurrency,
-                                  args.max_seconds, args.timeout, args.random_seed))
+        result = asyncio.run(
+            pump(
+                site_port,
+                args.sends,
+                source_ips(1, args.source_ips),
+                args.concurrency,
+                args.max_seconds,
+                args.timeout,
+                args.random_seed,
+            )
+        )
         after = h.emulator_stats(emulator_port)
         time.sleep(0.5)
         blocked = logged_reasons(site_log.read_text(errors="replace"), offset)
         sent = after["smsSent"] - before["smsSent"]
         groups = dict(result["by_group"])
         sendable = [g for g in groups if g != "premium"]
-        prefixes = {g: len({n[:-DEFAULTS['PREFIX_STRIP_DIGITS']] for gg, n in
-                            pumping_numbers(result["requests"]) if gg == g}) for g in sendable}
+        prefixes = {
+            g: len({n[: -DEFAULTS["PREFIX_STRIP_DIGITS"]] for gg, n in pumping_numbers(result["requests"]) if gg == g})
+            for g in sendable
+        }
         phones = {g: len({n for gg, n in pumping_numbers(result["requests"]) if gg == g}) for g in sendable}
-        allowed_by_prefix = {g: min(prefixes[g] * DEFAULTS["MAX_SENDS_PER_PREFIX_PER_HOUR"],
-                                    phones[g] * DEFAULTS["MAX_SENDS_PER_PHONE_PER_DAY"]) for g in sendable}
+        allowed_by_prefix = {
+            g: min(
+                prefixes[g] * DEFAULTS["MAX_SENDS_PER_PREFIX_PER_HOUR"],
+                phones[g] * DEFAULTS["MAX_SENDS_PER_PHONE_PER_DAY"],
+            )
+            for g in sendable
+        }
         uk = sum(v for g, v in allowed_by_prefix.items() if g.startswith("uk"))
         us = sum(v for g, v in allowed_by_prefix.items() if g.startswith("us"))
-        budget = min(min(uk, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"])
-                     + min(us, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"]), DEFAULTS["MAX_SENDS_PER_HOUR"])
-        out += ["", f"## Pumping: {result['requests']} send requests in {result['seconds']:.1f} s "
-                    f"({result['requests'] / result['seconds']:.0f}/s), {args.source_ips} source addresses, "
-                    f"spoofed X-Forwarded-For",
-                "", f"[{'PASS' if sent <= budget else 'FAIL'}] "
-                f"SMS sent (emulator smsSent): {sent}    allowed by the default limits: at most {budget} "
-                    f"(per prefix {DEFAULTS['MAX_SENDS_PER_PREFIX_PER_HOUR']}/h, per phone "
-                    f"{DEFAULTS['MAX_SENDS_PER_PHONE_PER_DAY']}/day, per country "
-                    f"{DEFAULTS['MAX_SENDS_PER_COUNTRY_PER_HOUR']}/h, site {DEFAULTS['MAX_SENDS_PER_HOUR']}/h; "
-                    f"premium-rate numbers 0)",
-                "", "status, by number group:"]
+        budget = min(
+            min(uk, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"]) + min(us, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"]),
+            DEFAULTS["MAX_SENDS_PER_HOUR"],
+        )
+        out += [
+            "",
+            f"## Pumping: {result['requests']} send requests in {result['seconds']:.1f} s "
+            f"({result['requests'] / result['seconds']:.0f}/s), {args.source_ips} source addresses, "
+            f"spoofed X-Forwarded-For",
+            "",
+            f"[{'PASS' if sent <= budget else 'FAIL'}] "
+            f"SMS sent (emulator smsSent): {sent}    allowed by the default limits: at most {budget} "
+            f"(per prefix {DEFAULTS['MAX_SENDS_PER_PREFIX_PER_HOUR']}/h, per phone "
+            f"{DEFAULTS['MAX_SENDS_PER_PHONE_PER_DAY']}/day, per country "
+            f"{DEFAULTS['MAX_SENDS_PER_COUNTRY_PER_HOUR']}/h, site {DEFAULTS['MAX_SENDS_PER_HOUR']}/h; "
+            f"premium-rate numbers 0)",
+            "",
+            "status, by number group:",
+        ]
         rows = []
         for g, counter in sorted(groups.items()):
             ok = counter.get("200", 0)
-            rows.append([g, str(sum(counter.values())), str(ok),
-                         str(prefixes.get(g, "-")), str(allowed_by_prefix.get(g, 0)),
-                         ", ".join(f"{k} ×{v}" for k, v in sorted(counter.items()) if k != "200") or "-"])
-        out.append(h.table(rows, ["group", "requests", "200 (sent)", "prefixes", "limit allows",
-                                  "refused (status code ×count)"]))
-        out += ["", "status totals:", *_counter_lines(result["statuses"]),
-                "security events the site logged (event reason):", *_counter_lines(blocked)]
+            rows.append(
+                [
+                    g,
+                    str(sum(counter.values())),
+                    str(ok),
+                    str(prefixes.get(g, "-")),
+                    str(allowed_by_prefix.get(g, 0)),
+                    ", ".join(f"{k} ×{v}" for k, v in sorted(counter.items()) if k != "200") or "-",
+                ]
+            )
+        out.append(
+            h.table(
+                rows, ["group", "requests", "200 (sent)", "prefixes", "limit allows", "refused (status code ×count)"]
+            )
+        )
+        out += [
+            "",
+            "status totals:",
+            *_counter_lines(result["statuses"]),
+            "security events the site logged (event reason):",
+            *_counter_lines(blocked),
+        ]
         if result["stopped_early"]:
             out.append(f"(stopped at --max-seconds {args.max_seconds:.0f})")
 
         h.log(f"guessing: {args.guess_ips} addresses x {args.guesses_per_ip} wrong PINs on one phone ...")
         before = h.emulator_stats(emulator_port)
         offset = len(site_log.read_text(errors="replace"))
-        result = asyncio.run(guess(site_port, emulator_port, source_ips(2, args.guess_ips), args.guesses_per_ip,
-                                   args.concurrency, args.resend_every, args.guess_seconds, args.max_seconds,
-                                   args.timeout,
-                                   args.random_seed))
+        result = asyncio.run(
+            guess(
+                site_port,
+                emulator_port,
+                source_ips(2, args.guess_ips),
+                args.guesses_per_ip,
+                args.concurrency,
+                args.resend_every,
+                args.guess_seconds,
+                args.max_seconds,
+                args.timeout,
+                args.random_seed,
+            )
+        )
         after = h.emulator_stats(emulator_port)
         time.sleep(0.5)
         failed = logged_reasons(site_log.read_text(errors="replace"), offset)
         reached = after["verifyRequests"] - before["verifyRequests"]
         pins = result["pins_issued"]
         per_pin = pins * DEFAULTS["MAX_VERIFY_ATTEMPTS"]
-        out += ["", f"## Guessing: {result['guesses']} wrong PINs for one phone in {result['seconds']:.1f} s "
-                    f"from {args.guess_ips} source addresses, a fresh code asked every {args.resend_every:.0f} s",
-                "", f"[{'PASS' if reached <= min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE']) else 'FAIL'}] "
-                    f"verifies that reached the provider (emulator verifyRequests): {reached}",
-                f"  caps: per PIN {DEFAULTS['MAX_VERIFY_ATTEMPTS']} x {pins} PIN(s) issued = {per_pin}; "
-                f"per phone {DEFAULTS['MAX_FAILURES_PER_PHONE']} consecutive failures, then backoff "
-                f"→ at most {min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE'])} for this run",
-                f"  SMS sent for the victim's phone: {after['smsSent'] - before['smsSent']} "
-                f"(requests: {dict(result['sends'])})",
-                "", "verify status totals:", *_counter_lines(result["statuses"]),
-                "security events the site logged (event reason):", *_counter_lines(failed)]
+        out += [
+            "",
+            f"## Guessing: {result['guesses']} wrong PINs for one phone in {result['seconds']:.1f} s "
+            f"from {args.guess_ips} source addresses, a fresh code asked every {args.resend_every:.0f} s",
+            "",
+            f"[{'PASS' if reached <= min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE']) else 'FAIL'}] "
+            f"verifies that reached the provider (emulator verifyRequests): {reached}",
+            f"  caps: per PIN {DEFAULTS['MAX_VERIFY_ATTEMPTS']} x {pins} PIN(s) issued = {per_pin}; "
+            f"per phone {DEFAULTS['MAX_FAILURES_PER_PHONE']} consecutive failures, then backoff "
+            f"→ at most {min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE'])} for this run",
+            f"  SMS sent for the victim's phone: {after['smsSent'] - before['smsSent']} "
+            f"(requests: {dict(result['sends'])})",
+            "",
+            "verify status totals:",
+            *_counter_lines(result["statuses"]),
+            "security events the site logged (event reason):",
+            *_counter_lines(failed),
+        ]
         if result["stopped_early"]:
             out.append(f"(stopped at --max-seconds {args.max_seconds:.0f})")
     if stack.interrupted:
         return 130
-    h.log(time.strftime("\nAttack replay %Y-%m-%d %H:%M %Z, ") + f"{os.cpu_count()} CPUs, default limits, "
-          f"gunicorn {args.workers}x{args.threads}, emulator latency {args.latency_ms} ms")
+    h.log(
+        time.strftime("\nAttack replay %Y-%m-%d %H:%M %Z, ") + f"{os.cpu_count()} CPUs, default limits, "
+        f"gunicorn {args.workers}x{args.threads}, emulator latency {args.latency_ms} ms"
+    )
     h.log("\n".join(out))
     return 0
 

@@ -60,8 +60,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def server_connection(base: dict[str, Any]) -> psycopg.Connection[Any]:
-    return psycopg.connect(host=base["HOST"] or None, port=base["PORT"] or None, user=base["USER"] or None,
-                           password=base["PASSWORD"] or None, dbname=base["NAME"], autocommit=True)
+    return psycopg.connect(
+        host=base["HOST"] or None,
+        port=base["PORT"] or None,
+        user=base["USER"] or None,
+        password=base["PASSWORD"] or None,
+        dbname=base["NAME"],
+        autocommit=True,
+    )
 
 
 def configure_django(database: dict[str, Any]) -> None:
@@ -69,16 +75,38 @@ def configure_django(database: dict[str, Any]) -> None:
     from django.conf import settings
 
     settings.configure(
-        SECRET_KEY="bench-only", DEBUG=False, USE_TZ=True, TIME_ZONE="UTC", ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions", "django.contrib.messages", "rest_framework", "otp"],
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
-                    "django.contrib.auth.middleware.AuthenticationMiddleware",
-                    "django.contrib.messages.middleware.MessageMiddleware"],
-        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
-                    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
-                                                       "django.contrib.auth.context_processors.auth",
-                                                       "django.contrib.messages.context_processors.messages"]}}],
+        SECRET_KEY="bench-only",
+        DEBUG=False,
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "rest_framework",
+            "otp",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
         ROOT_URLCONF="tests.urls",
         DATABASES={"default": database},
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
@@ -108,8 +136,10 @@ def latency_line(label: str, samples: list[float]) -> str:
     if not samples:
         return f"  {label}: no verifies"
     ms = [s * 1000 for s in samples]
-    return (f"  {label}: {len(ms)} verifies, p50 {percentile(ms, 0.50):.2f} ms, "
-            f"p99 {percentile(ms, 0.99):.2f} ms, max {max(ms):.2f} ms")
+    return (
+        f"  {label}: {len(ms)} verifies, p50 {percentile(ms, 0.50):.2f} ms, "
+        f"p99 {percentile(ms, 0.99):.2f} ms, max {max(ms):.2f} ms"
+    )
 
 
 def peak_rss_mib() -> float:
@@ -207,16 +237,21 @@ def time_admin() -> None:
 
     client = Client()
     client.force_login(get_user_model().objects.create_superuser("bench", "bench@example.com", None))
-    for label, query in (("changelist", {}), ("changelist page 50", {"p": "50"}),
-                         ("filtered by status", {"status__exact": "verified"}),
-                         ("search +1 415 555 0042", {"q": "+1 415 555 0042"})):
+    for label, query in (
+        ("changelist", {}),
+        ("changelist page 50", {"p": "50"}),
+        ("filtered by status", {"status__exact": "verified"}),
+        ("search +1 415 555 0042", {"q": "+1 415 555 0042"}),
+    ):
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()
             status = client.get("/admin/otp/otpattempt/", query).status_code
             elapsed = time.perf_counter() - started
         slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
-        print(f"  admin {label}: HTTP {status}, {elapsed * 1000:.0f} ms, {len(queries)} queries, "
-              f"slowest {float(slowest['time']) * 1000:.0f} ms: {slowest['sql'][:70]}…")
+        print(
+            f"  admin {label}: HTTP {status}, {elapsed * 1000:.0f} ms, {len(queries)} queries, "
+            f"slowest {float(slowest['time']) * 1000:.0f} ms: {slowest['sql'][:70]}…"
+        )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -249,12 +284,16 @@ def run(args: argparse.Namespace) -> None:
     expired_left = OtpAttempt.objects.filter(provider="locmem", pin_id__startswith="BENCH").count()
     print("Results")
     print(f"  cleanup wall time: {wall:.1f} s ({result.deleted / wall:,.0f} rows/s)")
-    print(f"  rows deleted: {result.deleted:,} in {result.batches:,} batches of {args.batch_size}; "
-          f"expired rows left: {expired_left}; rows left: {OtpAttempt.objects.count():,}")
+    print(
+        f"  rows deleted: {result.deleted:,} in {result.batches:,} batches of {args.batch_size}; "
+        f"expired rows left: {expired_left}; rows left: {OtpAttempt.objects.count():,}"
+    )
     print(f"  peak RSS: {rss_before:.0f} MiB before the cleanup, {peak_rss_mib():.0f} MiB after")
     print(latency_line("verify latency before the cleanup", baseline))
     print(latency_line("verify latency during the cleanup", during))
-    print(f"  verify errors: {len(verifiers.errors)}" + (f" (first: {verifiers.errors[0]})" if verifiers.errors else ""))
+    print(
+        f"  verify errors: {len(verifiers.errors)}" + (f" (first: {verifiers.errors[0]})" if verifiers.errors else "")
+    )
 
 
 def main() -> None:

@@ -110,8 +110,15 @@ class Stack:
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[bytes]:
         logfile = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open by the child)
-        proc = subprocess.Popen(list(argv), env=env, cwd=str(cwd), stdout=logfile, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            list(argv),
+            env=env,
+            cwd=str(cwd),
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         logfile.close()
         self.procs.append((name, proc))
         return proc
@@ -150,8 +157,12 @@ class Stack:
 
 def http_get(url: str, timeout: float = 2.0, method: str = "GET", body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,  # noqa: S310 (loopback only)
-                                     headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,  # noqa: S310 (loopback only)
+        headers={"Content-Type": "application/json"} if data else {},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
             raw = response.read()
@@ -185,10 +196,22 @@ def wait_serving(stack: Stack, name: str, proc: subprocess.Popen[bytes], url: st
 # -- the emulator, the site, the seed --------------------------------------------------
 
 
-def start_emulator(stack: Stack, port: int, latency_ms: int = 0, *, send_limits: bool = False,
-                   verify_limit: bool = False) -> subprocess.Popen[bytes]:
-    argv = [PYTHON, MANAGE, "otp_emulator", "--port", str(port), "--api-key", EMULATOR_KEY,
-            "--app-id", EMULATOR_APP_ID, "--msg-id", EMULATOR_MSG_ID]
+def start_emulator(
+    stack: Stack, port: int, latency_ms: int = 0, *, send_limits: bool = False, verify_limit: bool = False
+) -> subprocess.Popen[bytes]:
+    argv = [
+        PYTHON,
+        MANAGE,
+        "otp_emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        EMULATOR_KEY,
+        "--app-id",
+        EMULATOR_APP_ID,
+        "--msg-id",
+        EMULATOR_MSG_ID,
+    ]
     if not send_limits:
         argv.append("--no-send-limits")
     if not verify_limit:
@@ -226,16 +249,20 @@ def emulator_stats(port: int) -> dict[str, int]:
 
 def clean_env() -> dict[str, str]:
     """The caller's environment minus every variable the site reads (no .env surprises)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTP_", "INFOBIP_", "GUNICORN_", "DATABASE_"))
-           and k not in ("SECRET_KEY", "DEBUG", "REDIS_URL", "ALLOWED_HOSTS", "LOG_LEVEL", "LOG_FORMAT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTP_", "INFOBIP_", "GUNICORN_", "DATABASE_"))
+        and k not in ("SECRET_KEY", "DEBUG", "REDIS_URL", "ALLOWED_HOSTS", "LOG_LEVEL", "LOG_FORMAT")
+    }
     # An empty file: the site must not read a developer's .env beside manage.py.
     env["OTPSITE_ENV_FILE"] = os.devnull
     return env
 
 
-def site_env(*, database_url: str, redis_url: str, emulator_port: int, extra: dict[str, str] | None = None
-             ) -> dict[str, str]:
+def site_env(
+    *, database_url: str, redis_url: str, emulator_port: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = clean_env() | {
         "DEBUG": "0",
         "SECRET_KEY": "bench-" + "k" * 50,
@@ -251,16 +278,32 @@ def site_env(*, database_url: str, redis_url: str, emulator_port: int, extra: di
 
 
 def migrate(env: dict[str, str]) -> None:
-    result = subprocess.run([PYTHON, MANAGE, "migrate", "--no-input", "-v", "0"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [PYTHON, MANAGE, "migrate", "--no-input", "-v", "0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode:
         raise RuntimeError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
 
 
-def start_gunicorn(stack: Stack, env: dict[str, str], port: int, workers: int, threads: int,
-                   name: str = "gunicorn", extra_argv: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    env = env | {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers),
-                 "GUNICORN_THREADS": str(threads)}
+def start_gunicorn(
+    stack: Stack,
+    env: dict[str, str],
+    port: int,
+    workers: int,
+    threads: int,
+    name: str = "gunicorn",
+    extra_argv: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    env = env | {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+    }
     argv = [GUNICORN, "-c", str(ROOT / "otpsite" / "gunicorn.conf.py"), *extra_argv, "otpsite.wsgi"]
     proc = stack.start(name, argv, env)
     wait_serving(stack, name, proc, f"http://127.0.0.1:{port}/healthz")
@@ -273,9 +316,14 @@ def start_gunicorn(stack: Stack, env: dict[str, str], port: int, workers: int, t
 
 def start_seed(stack: Stack, seed_dir: Path, port: int, emulator_port: int) -> subprocess.Popen[bytes]:
     env = clean_env() | {
-        "PORT": str(port), "HOST": "127.0.0.1", "INFOBIP_BASE_URL": emulator_url(emulator_port),
-        "INFOBIP_API_KEY": EMULATOR_KEY, "INFOBIP_APP_ID": EMULATOR_APP_ID,
-        "INFOBIP_MESSAGE_ID": EMULATOR_MSG_ID, "RATE_LIMIT": "off", "NODE_ENV": "production",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "INFOBIP_BASE_URL": emulator_url(emulator_port),
+        "INFOBIP_API_KEY": EMULATOR_KEY,
+        "INFOBIP_APP_ID": EMULATOR_APP_ID,
+        "INFOBIP_MESSAGE_ID": EMULATOR_MSG_ID,
+        "RATE_LIMIT": "off",
+        "NODE_ENV": "production",
     }
     proc = stack.start("seed", ["node", "server.js"], env, cwd=seed_dir)
     # Any answer will do: Express has no GET route and says 404.
@@ -288,16 +336,20 @@ def prepare_seed(source: Path, work: Path) -> Path:
     target = work / "express-seed"
     stamp = target / "node_modules" / ".package-lock.json"
     lock = source / "package-lock.json"
-    if stamp.exists() and (target / "package-lock.json").read_bytes() == lock.read_bytes() \
-            and (target / "server.js").read_bytes() == (source / "server.js").read_bytes():
+    if (
+        stamp.exists()
+        and (target / "package-lock.json").read_bytes() == lock.read_bytes()
+        and (target / "server.js").read_bytes() == (source / "server.js").read_bytes()
+    ):
         return target
     target.mkdir(parents=True, exist_ok=True)
     for name in ("package.json", "package-lock.json", "server.js"):
         (target / name).write_bytes((source / name).read_bytes())
         os.chmod(target / name, 0o644)
     log(f"npm ci in {target} ...")
-    result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--omit=dev"], cwd=target,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--omit=dev"], cwd=target, capture_output=True, text=True, timeout=600
+    )
     if result.returncode:
         raise RuntimeError(f"npm ci failed:\n{result.stdout}\n{result.stderr}")
     return target
@@ -357,7 +409,7 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The command name may hold spaces and parentheses: split after the last ')'.
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def _all_pids() -> list[int]:
@@ -431,8 +483,7 @@ def postgres_pids(database: str) -> list[int]:
         if not cmdline.startswith("postgres:"):
             continue
         words = cmdline.split()
-        if database in words[2:5] or any(aux in cmdline for aux in ("walwriter", "background writer",
-                                                                       "checkpointer")):
+        if database in words[2:5] or any(aux in cmdline for aux in ("walwriter", "background writer", "checkpointer")):
             pids.append(pid)
     return pids
 
@@ -462,8 +513,11 @@ class ProcMeter:
     def snapshot(self) -> CpuSnapshot:
         # A gunicorn worker that died and was replaced is in the master's
         # reaped-children times; count them so no CPU goes missing.
-        server = cpu_seconds(self.server_pids()) + cpu_seconds([self.server_pid], reaped_children=True) \
+        server = (
+            cpu_seconds(self.server_pids())
+            + cpu_seconds([self.server_pid], reaped_children=True)
             - cpu_seconds([self.server_pid])
+        )
         postgres = cpu_seconds(postgres_pids(self.database)) if self.database else 0.0
         emulator = cpu_seconds(process_tree(self.emulator_pid)) if self.emulator_pid else 0.0
         times = os.times()
@@ -509,7 +563,7 @@ class _Protocol(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             if self.head is not None and self.head[1] is None and not self.head[2]:
                 # A body delimited by the end of the connection.
-                waiter.set_result((self.head[0], bytes(self.buf[self.head[4]:]), True))
+                waiter.set_result((self.head[0], bytes(self.buf[self.head[4] :]), True))
             else:
                 waiter.set_exception(ConnectionFailed(str(exc or "connection closed")))
         self.waiter = None
@@ -556,7 +610,7 @@ class _Protocol(asyncio.Protocol):
                     break
                 if len(buf) < eol + 2 + size + 2:
                     return
-                body += buf[eol + 2:eol + 2 + size]
+                body += buf[eol + 2 : eol + 2 + size]
                 pos = eol + 2 + size + 2
             payload = bytes(body)
         elif length is not None:
@@ -590,9 +644,12 @@ class Connection:
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         try:
-            _, proto = await asyncio.wait_for(loop.create_connection(
-                _Protocol, self.host, self.port,
-                local_addr=(self.source, 0) if self.source else None), self.timeout)
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(
+                    _Protocol, self.host, self.port, local_addr=(self.source, 0) if self.source else None
+                ),
+                self.timeout,
+            )
         except TimeoutError as err:
             raise RequestTimeout() from err
         except OSError as err:
@@ -600,8 +657,9 @@ class Connection:
         self.connects += 1
         return proto
 
-    async def request(self, method: str, path: str, body: bytes | None = None,
-                      headers: bytes = b"") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: bytes = b""
+    ) -> tuple[int, bytes]:
         proto = self.proto
         if proto is None or proto.lost:
             proto = self.proto = await self._connect()
@@ -647,8 +705,13 @@ class Latencies:
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.values)
-        return {"n": len(ordered), "p50": percentile(ordered, 50), "p90": percentile(ordered, 90),
-                "p99": percentile(ordered, 99), "max": ordered[-1] if ordered else float("nan")}
+        return {
+            "n": len(ordered),
+            "p50": percentile(ordered, 50),
+            "p90": percentile(ordered, 90),
+            "p99": percentile(ordered, 99),
+            "max": ordered[-1] if ordered else float("nan"),
+        }
 
 
 @dataclass
@@ -689,6 +752,8 @@ def fmt_ms(seconds: float) -> str:
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A GitHub-flavoured Markdown table, aligned for reading in a terminal too."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])

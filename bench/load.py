@@ -42,8 +42,46 @@ import harness as h  # noqa: E402
 # Area codes of large US cities: every flow gets a new (area code, exchange)
 # prefix before any prefix is reused, so per-prefix limits never bind.
 AREA_CODES = (
-    201, 202, 203, 205, 206, 207, 208, 212, 213, 214, 215, 216, 217, 218, 224, 225, 303, 305, 310, 312,
-    313, 314, 315, 317, 347, 404, 407, 408, 410, 412, 415, 469, 503, 512, 602, 617, 646, 702, 713, 718,
+    201,
+    202,
+    203,
+    205,
+    206,
+    207,
+    208,
+    212,
+    213,
+    214,
+    215,
+    216,
+    217,
+    218,
+    224,
+    225,
+    303,
+    305,
+    310,
+    312,
+    313,
+    314,
+    315,
+    317,
+    347,
+    404,
+    407,
+    408,
+    410,
+    412,
+    415,
+    469,
+    503,
+    512,
+    602,
+    617,
+    646,
+    702,
+    713,
+    718,
 )
 
 # Central office codes 200-999 without N11 (service codes) and 555.
@@ -52,14 +90,26 @@ EXCHANGES = tuple(x for x in range(200, 1000) if x % 100 != 11 and x != 555)
 # Limits far above anything a run reaches: every check still runs (the
 # production cost), none refuses.
 RAISED_LIMITS = {
-    "OTP_IP_SEND_RATE": "100000000/h", "OTP_IP_VERIFY_RATE": "100000000/h",
-    "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR": "100000000", "OTP_MAX_SENDS_PER_COUNTRY_PER_HOUR": "100000000",
-    "OTP_MAX_SENDS_PER_HOUR": "100000000", "OTP_MAX_SENDS_PER_DAY": "100000000",
+    "OTP_IP_SEND_RATE": "100000000/h",
+    "OTP_IP_VERIFY_RATE": "100000000/h",
+    "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR": "100000000",
+    "OTP_MAX_SENDS_PER_COUNTRY_PER_HOUR": "100000000",
+    "OTP_MAX_SENDS_PER_HOUR": "100000000",
+    "OTP_MAX_SENDS_PER_DAY": "100000000",
 }
-OFF_LIMITS = dict.fromkeys((
-    "OTP_IP_SEND_RATE", "OTP_IP_VERIFY_RATE", "OTP_MAX_SENDS_PER_PHONE_PER_DAY", "OTP_MAX_FAILURES_PER_PHONE",
-    "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR", "OTP_MAX_SENDS_PER_COUNTRY_PER_HOUR", "OTP_MAX_SENDS_PER_HOUR",
-    "OTP_MAX_SENDS_PER_DAY"), "off")
+OFF_LIMITS = dict.fromkeys(
+    (
+        "OTP_IP_SEND_RATE",
+        "OTP_IP_VERIFY_RATE",
+        "OTP_MAX_SENDS_PER_PHONE_PER_DAY",
+        "OTP_MAX_FAILURES_PER_PHONE",
+        "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR",
+        "OTP_MAX_SENDS_PER_COUNTRY_PER_HOUR",
+        "OTP_MAX_SENDS_PER_HOUR",
+        "OTP_MAX_SENDS_PER_DAY",
+    ),
+    "off",
+)
 
 
 class Phones:
@@ -79,7 +129,7 @@ class Phones:
 
 @dataclass
 class Cell:
-    target: str            # "app WxT" or "seed"
+    target: str  # "app WxT" or "seed"
     latency_ms: int
     clients: int
     seconds: float = 0.0
@@ -112,8 +162,9 @@ class Cell:
         return sum(self.errors.values())
 
 
-async def _timed(conn: h.Connection, kind: str, method: str, path: str, body: bytes | None,
-                 rec: h.Recorder) -> bytes | None:
+async def _timed(
+    conn: h.Connection, kind: str, method: str, path: str, body: bytes | None, rec: h.Recorder
+) -> bytes | None:
     """The answer's body if it is a 200, after recording latency, status or failure under ``kind``."""
     clock = asyncio.get_running_loop().time
     started = clock()
@@ -131,8 +182,9 @@ async def _timed(conn: h.Connection, kind: str, method: str, path: str, body: by
     return answer if status == 200 else None
 
 
-async def _virtual_user(server: h.Connection, control: h.Connection, phones: Phones, rec: h.Recorder,
-                        stop: asyncio.Event) -> None:
+async def _virtual_user(
+    server: h.Connection, control: h.Connection, phones: Phones, rec: h.Recorder, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         phone = phones.next().encode()
         if await _timed(server, "send", "POST", "/send-otp", b'{"phoneNumber":"%s"}' % phone, rec) is None:
@@ -145,14 +197,24 @@ async def _virtual_user(server: h.Connection, control: h.Connection, phones: Pho
             rec.flow()
 
 
-async def _drive(server_port: int, emulator_port: int, clients: int, warmup: float, duration: float,
-                 timeout: float, phones: Phones, meter: h.ProcMeter, cell: Cell) -> None:
+async def _drive(
+    server_port: int,
+    emulator_port: int,
+    clients: int,
+    warmup: float,
+    duration: float,
+    timeout: float,
+    phones: Phones,
+    meter: h.ProcMeter,
+    cell: Cell,
+) -> None:
     rec = h.Recorder()
     stop = asyncio.Event()
     servers = [h.Connection("127.0.0.1", server_port, timeout=timeout) for _ in range(clients)]
     controls = [h.Connection("127.0.0.1", emulator_port, timeout=timeout) for _ in range(clients)]
-    tasks = [asyncio.create_task(_virtual_user(s, c, phones, rec, stop))
-             for s, c in zip(servers, controls, strict=True)]
+    tasks = [
+        asyncio.create_task(_virtual_user(s, c, phones, rec, stop)) for s, c in zip(servers, controls, strict=True)
+    ]
     try:
         await asyncio.sleep(warmup)
         meter.reset_memory()
@@ -188,14 +250,24 @@ async def _drive(server_port: int, emulator_port: int, clients: int, warmup: flo
     cell.peak_pss_mb = meter.peak_pss / 2**20
 
 
-def run_cell(target: str, server_pid: int, server_port: int, emulator_pid: int, emulator_port: int,
-             database: str | None, latency_ms: int, clients: int, args: argparse.Namespace,
-             phones: Phones) -> Cell:
+def run_cell(
+    target: str,
+    server_pid: int,
+    server_port: int,
+    emulator_pid: int,
+    emulator_port: int,
+    database: str | None,
+    latency_ms: int,
+    clients: int,
+    args: argparse.Namespace,
+    phones: Phones,
+) -> Cell:
     h.reset_emulator(emulator_port, latency_ms)
     cell = Cell(target, latency_ms, clients)
     meter = h.ProcMeter(server_pid, emulator_pid, database)
-    asyncio.run(_drive(server_port, emulator_port, clients, args.warmup, args.duration, args.timeout,
-                       phones, meter, cell))
+    asyncio.run(
+        _drive(server_port, emulator_port, clients, args.warmup, args.duration, args.timeout, phones, meter, cell)
+    )
     print_cell(cell)
     time.sleep(1.0)  # let abandoned in-flight requests drain before the next cell
     return cell
@@ -203,46 +275,88 @@ def run_cell(target: str, server_pid: int, server_port: int, emulator_pid: int, 
 
 def print_cell(c: Cell) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(c.errors.items())) or "none"
-    h.log(f"  {c.target:>10} {c.latency_ms:>4} ms {c.clients:>4} clients: {c.flows_per_s:7.1f} flows/s "
-          f"{c.requests_per_s:7.1f} req/s | send p50/p99 {h.fmt_ms(c.send.get('p50', float('nan')))}/"
-          f"{h.fmt_ms(c.send.get('p99', float('nan')))} ms, verify p50/p99 "
-          f"{h.fmt_ms(c.verify.get('p50', float('nan')))}/{h.fmt_ms(c.verify.get('p99', float('nan')))} ms | "
-          f"CPU/flow server {c.per_flow_ms(c.server_cpu):.2f} ms, pg {c.per_flow_ms(c.postgres_cpu):.2f} ms | "
-          f"RSS {c.peak_rss_mb:.0f} MB | driver {c.driver_cpu / c.seconds * 100 if c.seconds else 0:.0f}% CPU "
-          f"| errors: {errors}")
+    h.log(
+        f"  {c.target:>10} {c.latency_ms:>4} ms {c.clients:>4} clients: {c.flows_per_s:7.1f} flows/s "
+        f"{c.requests_per_s:7.1f} req/s | send p50/p99 {h.fmt_ms(c.send.get('p50', float('nan')))}/"
+        f"{h.fmt_ms(c.send.get('p99', float('nan')))} ms, verify p50/p99 "
+        f"{h.fmt_ms(c.verify.get('p50', float('nan')))}/{h.fmt_ms(c.verify.get('p99', float('nan')))} ms | "
+        f"CPU/flow server {c.per_flow_ms(c.server_cpu):.2f} ms, pg {c.per_flow_ms(c.postgres_cpu):.2f} ms | "
+        f"RSS {c.peak_rss_mb:.0f} MB | driver {c.driver_cpu / c.seconds * 100 if c.seconds else 0:.0f}% CPU "
+        f"| errors: {errors}"
+    )
 
 
 def report(cells: list[Cell], args: argparse.Namespace) -> str:
     out = []
-    header = ["server", "upstream", "clients", "flows/s", "req/s", "send p50/p90/p99/max ms",
-              "verify p50/p90/p99/max ms", "errors", "server CPU/flow ms", "pg CPU/flow ms", "peak RSS MB",
-              "peak PSS MB"]
+    header = [
+        "server",
+        "upstream",
+        "clients",
+        "flows/s",
+        "req/s",
+        "send p50/p90/p99/max ms",
+        "verify p50/p90/p99/max ms",
+        "errors",
+        "server CPU/flow ms",
+        "pg CPU/flow ms",
+        "peak RSS MB",
+        "peak PSS MB",
+    ]
     rows = []
     for c in cells:
+
         def lat(d: dict[str, float]) -> str:
             return "/".join(h.fmt_ms(d.get(k, float("nan"))) for k in ("p50", "p90", "p99", "max"))
+
         errors = ", ".join(f"{k} ×{v}" for k, v in sorted(c.errors.items())) or "0"
-        rows.append([c.target, f"{c.latency_ms} ms", str(c.clients), f"{c.flows_per_s:.1f}",
-                     f"{c.requests_per_s:.1f}", lat(c.send), lat(c.verify), errors,
-                     f"{c.per_flow_ms(c.server_cpu):.2f}",
-                     "-" if c.target == "seed" else f"{c.per_flow_ms(c.postgres_cpu):.2f}",
-                     f"{c.peak_rss_mb:.0f}", f"{c.peak_pss_mb:.0f}"])
+        rows.append(
+            [
+                c.target,
+                f"{c.latency_ms} ms",
+                str(c.clients),
+                f"{c.flows_per_s:.1f}",
+                f"{c.requests_per_s:.1f}",
+                lat(c.send),
+                lat(c.verify),
+                errors,
+                f"{c.per_flow_ms(c.server_cpu):.2f}",
+                "-" if c.target == "seed" else f"{c.per_flow_ms(c.postgres_cpu):.2f}",
+                f"{c.peak_rss_mb:.0f}",
+                f"{c.peak_pss_mb:.0f}",
+            ]
+        )
     out.append(h.table(rows, header))
     seeds = {(c.latency_ms, c.clients): c for c in cells if c.target == "seed"}
     apps = [c for c in cells if c.target != "seed"]
     if seeds:
-        header = ["server", "upstream", "clients", "flows/s app / seed", "ratio",
-                  "server CPU/flow ms app / seed", "ratio", "app + pg CPU/flow ratio"]
+        header = [
+            "server",
+            "upstream",
+            "clients",
+            "flows/s app / seed",
+            "ratio",
+            "server CPU/flow ms app / seed",
+            "ratio",
+            "app + pg CPU/flow ratio",
+        ]
         rows = []
         for c in apps:
             s = seeds.get((c.latency_ms, c.clients))
             if s is None or not s.flows:
                 continue
             app_cpu, seed_cpu = c.per_flow_ms(c.server_cpu), s.per_flow_ms(s.server_cpu)
-            rows.append([c.target, f"{c.latency_ms} ms", str(c.clients),
-                         f"{c.flows_per_s:.1f} / {s.flows_per_s:.1f}", f"{c.flows_per_s / s.flows_per_s:.2f}×",
-                         f"{app_cpu:.2f} / {seed_cpu:.2f}", f"{app_cpu / seed_cpu:.2f}×",
-                         f"{(app_cpu + c.per_flow_ms(c.postgres_cpu)) / seed_cpu:.2f}×"])
+            rows.append(
+                [
+                    c.target,
+                    f"{c.latency_ms} ms",
+                    str(c.clients),
+                    f"{c.flows_per_s:.1f} / {s.flows_per_s:.1f}",
+                    f"{c.flows_per_s / s.flows_per_s:.2f}×",
+                    f"{app_cpu:.2f} / {seed_cpu:.2f}",
+                    f"{app_cpu / seed_cpu:.2f}×",
+                    f"{(app_cpu + c.per_flow_ms(c.postgres_cpu)) / seed_cpu:.2f}×",
+                ]
+            )
         out.append("")
         out.append(h.table(rows, header))
         out.append("")
@@ -255,17 +369,23 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
             cpu_ratio = c.per_flow_ms(c.server_cpu) / s.per_flow_ms(s.server_cpu)
             if c.latency_ms == 200 and c.clients == 64:
                 ok = ratio >= 0.9 and c.error_count == 0
-                out.append(f"  [{'PASS' if ok else 'FAIL'}] {c.target} 200 ms / 64 clients: flows/s {ratio:.2f}× "
-                           f"seed (≥ 0.9×), errors {c.error_count} (0)")
+                out.append(
+                    f"  [{'PASS' if ok else 'FAIL'}] {c.target} 200 ms / 64 clients: flows/s {ratio:.2f}× "
+                    f"seed (≥ 0.9×), errors {c.error_count} (0)"
+                )
             if c.latency_ms == 200 and c.clients == 256:
                 ok = c.error_count == 0
-                out.append(f"  [{'PASS' if ok else 'FAIL'}] {c.target} 200 ms / 256 clients: errors+timeouts "
-                           f"{c.error_count} (0); flows/s {ratio:.2f}× seed (aim ≥ 0.5×); "
-                           f"peak RSS {c.peak_rss_mb:.0f} MB (< 400)")
+                out.append(
+                    f"  [{'PASS' if ok else 'FAIL'}] {c.target} 200 ms / 256 clients: errors+timeouts "
+                    f"{c.error_count} (0); flows/s {ratio:.2f}× seed (aim ≥ 0.5×); "
+                    f"peak RSS {c.peak_rss_mb:.0f} MB (< 400)"
+                )
             if c.latency_ms == 0 and c.clients == 64:
                 ok = cpu_ratio <= 4
-                out.append(f"  [{'PASS' if ok else 'FAIL'}] {c.target} 0 ms / 64 clients: server CPU/flow "
-                           f"{cpu_ratio:.2f}× seed (≤ 4×)")
+                out.append(
+                    f"  [{'PASS' if ok else 'FAIL'}] {c.target} 0 ms / 64 clients: server CPU/flow "
+                    f"{cpu_ratio:.2f}× seed (≤ 4×)"
+                )
     return "\n".join(out)
 
 
@@ -282,38 +402,72 @@ def ints(text: str) -> list[int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency-ms", type=ints, default=[0, 200], help="upstream latencies (default 0,200)")
     parser.add_argument("--clients", type=ints, default=[64, 256], help="virtual users (default 64,256)")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per cell (default 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each cell (default 3)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s (default 10)")
-    parser.add_argument("--server", type=parse_servers, default=None, metavar="WxT[,WxT...]",
-                        help="gunicorn workers x threads to measure (default: --workers x --threads)")
+    parser.add_argument(
+        "--server",
+        type=parse_servers,
+        default=None,
+        metavar="WxT[,WxT...]",
+        help="gunicorn workers x threads to measure (default: --workers x --threads)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=64, help="gunicorn threads per worker (default 64)")
-    parser.add_argument("--limits", choices=("raised", "off"), default="raised",
-                        help="app limits far out of reach but checked (default) or switched off")
+    parser.add_argument(
+        "--limits",
+        choices=("raised", "off"),
+        default="raised",
+        help="app limits far out of reach but checked (default) or switched off",
+    )
     parser.add_argument("--seed", action="store_true", help="also run the Express seed under the same driver")
-    parser.add_argument("--seed-dir", type=Path, default=Path("/work/shared/peers/express-seed"),
-                        help="the seed's sources (copied to a temporary directory for npm ci)")
-    parser.add_argument("--admin-url", default=os.environ.get("BENCH_POSTGRES_URL",
-                                                              "postgres://postgres@127.0.0.1:5432/postgres"),
-                        help="PostgreSQL server to create the database on (env BENCH_POSTGRES_URL)")
-    parser.add_argument("--database", default="otp_loadbench",
-                        help="database created and dropped (default otp_loadbench)")
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                        help="Redis DB flushed and used by the site (default redis://127.0.0.1:6379/13)")
+    parser.add_argument(
+        "--seed-dir",
+        type=Path,
+        default=Path("/work/shared/peers/express-seed"),
+        help="the seed's sources (copied to a temporary directory for npm ci)",
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server to create the database on (env BENCH_POSTGRES_URL)",
+    )
+    parser.add_argument(
+        "--database", default="otp_loadbench", help="database created and dropped (default otp_loadbench)"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        help="Redis DB flushed and used by the site (default redis://127.0.0.1:6379/13)",
+    )
     parser.add_argument("--log-level", default="INFO", help="the site's LOG_LEVEL (default INFO, as in production)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the site (repeatable), e.g. DATABASE_POOL_MAX_SIZE=20")
-    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
-                        help="record every gunicorn worker with py-spy for this long during the first cell "
-                             "(needs py-spy on PATH or in BENCH_PY_SPY)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the site (repeatable), e.g. DATABASE_POOL_MAX_SIZE=20",
+    )
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="record every gunicorn worker with py-spy for this long during the first cell "
+        "(needs py-spy on PATH or in BENCH_PY_SPY)",
+    )
     parser.add_argument("--json", type=Path, help="also write the cells as JSON here")
-    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "otp-bench",
-                        help="logs and the seed's copy (default /tmp/otp-bench)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "otp-bench",
+        help="logs and the seed's copy (default /tmp/otp-bench)",
+    )
     args = parser.parse_args()
     servers = args.server or [(args.workers, args.threads)]
     extra = dict(RAISED_LIMITS if args.limits == "raised" else OFF_LIMITS)
@@ -333,34 +487,58 @@ def main() -> int:
         h.flush_redis(args.redis_url)
         emulator_port, site_port, seed_port = h.free_port(), h.free_port(), h.free_port()
         emulator = h.start_emulator(stack, emulator_port)
-        env = h.site_env(database_url=db_url, redis_url=args.redis_url, emulator_port=emulator_port,
-                         extra=extra)
+        env = h.site_env(database_url=db_url, redis_url=args.redis_url, emulator_port=emulator_port, extra=extra)
         h.migrate(env)
         seed = h.start_seed(stack, seed_dir, seed_port, emulator_port) if seed_dir else None
         for index, (workers, threads) in enumerate(servers):
             name = f"app {workers}x{threads}"
-            h.log(f"{name}: gunicorn {workers} workers x {threads} threads on PostgreSQL + Redis, "
-                  f"limits {args.limits}")
+            h.log(f"{name}: gunicorn {workers} workers x {threads} threads on PostgreSQL + Redis, limits {args.limits}")
             site = h.start_gunicorn(stack, env, site_port, workers, threads, name=f"gunicorn-{workers}x{threads}")
             for latency in args.latency_ms:
                 for clients in args.clients:
                     profiler = None
                     if args.profile and not cells:
                         profiler = start_profiler(stack, site.pid, args.profile, run_dir)
-                    cells.append(run_cell(name, site.pid, site_port, emulator.pid, emulator_port,
-                                          args.database, latency, clients, args, phones))
+                    cells.append(
+                        run_cell(
+                            name,
+                            site.pid,
+                            site_port,
+                            emulator.pid,
+                            emulator_port,
+                            args.database,
+                            latency,
+                            clients,
+                            args,
+                            phones,
+                        )
+                    )
                     if profiler:
                         finish_profiler(profiler, run_dir)
                     if seed is not None and index == 0:
-                        cells.append(run_cell("seed", seed.pid, seed_port, emulator.pid, emulator_port,
-                                              None, latency, clients, args, phones))
+                        cells.append(
+                            run_cell(
+                                "seed",
+                                seed.pid,
+                                seed_port,
+                                emulator.pid,
+                                emulator_port,
+                                None,
+                                latency,
+                                clients,
+                                args,
+                                phones,
+                            )
+                        )
             stack.stop(site)
             h.flush_redis(args.redis_url)
     if stack.interrupted:
         return 130
     h.log("")
-    h.log(time.strftime("Results %Y-%m-%d %H:%M %Z, ") + f"{os.cpu_count()} CPUs, "
-          f"{args.duration:.0f} s per cell, limits {args.limits}, log level {args.log_level}")
+    h.log(
+        time.strftime("Results %Y-%m-%d %H:%M %Z, ") + f"{os.cpu_count()} CPUs, "
+        f"{args.duration:.0f} s per cell, limits {args.limits}, log level {args.log_level}"
+    )
     h.log(report(cells, args))
     if args.json:
         args.json.write_text(json.dumps([asdict(c) for c in cells], indent=2))
@@ -376,10 +554,31 @@ def start_profiler(stack: h.Stack, master_pid: int, seconds: float, run_dir: Pat
     procs = []
     for pid in workers:
         out = run_dir / f"profile-{pid}.txt"
-        procs.append((stack.start(f"py-spy-{pid}", [spy, "record", "--pid", str(pid), "--duration",
-                                                    str(int(seconds)), "--rate", "200", "--gil", "--format", "raw",
-                                                    "--nonblocking", "--output", str(out)], dict(os.environ)),
-                      out))
+        procs.append(
+            (
+                stack.start(
+                    f"py-spy-{pid}",
+                    [
+                        spy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--duration",
+                        str(int(seconds)),
+                        "--rate",
+                        "200",
+                        "--gil",
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        "--output",
+                        str(out),
+                    ],
+                    dict(os.environ),
+                ),
+                out,
+            )
+        )
     return procs
 
 
@@ -403,8 +602,14 @@ def finish_profiler(procs: list[Any], run_dir: Path) -> None:
 
 def summarize_profile(stacks: dict[str, int], top: int = 25) -> str:
     """Self and inclusive shares per function from py-spy's collapsed stacks, idle threads left out."""
-    idle_leaves = ("wait (threading.py", "select (selectors.py", "_worker (concurrent/futures/thread.py",
-                   "acquire (", "sleep (", "poll (selectors.py")
+    idle_leaves = (
+        "wait (threading.py",
+        "select (selectors.py",
+        "_worker (concurrent/futures/thread.py",
+        "acquire (",
+        "sleep (",
+        "poll (selectors.py",
+    )
     busy: dict[str, int] = {}
     for frames, count in stacks.items():
         leaf = frames.split(";")[-1]
@@ -423,7 +628,7 @@ def summarize_profile(stacks: dict[str, int], top: int = 25) -> str:
     for name, count in sorted(self_time.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"    {count / total * 100:5.1f}%  {name}")
     lines.append("  top inclusive time:")
-    for name, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top * 2]:
+    for name, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[: top * 2]:
         lines.append(f"    {count / total * 100:5.1f}%  {name}")
     return "\n".join(lines)
 

@@ -65,7 +65,7 @@ def conversion_report(
         groups.append(_group("prefix", row["prefix"], row["sent"], row["verified"], min_sends, threshold))
         number = phonenumbers.parse(row["sample"])
         region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
-            number.country_code
+            number.country_code or 0
         )
         countries[region][0] += row["sent"]
         countries[region][1] += row["verified"]

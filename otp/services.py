@@ -13,10 +13,10 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import F
 from django.utils import timezone
 
-from otp import events, limits, signals
+from otp import attempt_sql, events, limits, signals
 from otp.conf import otp_settings
 from otp.destinations import check_destination
 from otp.exceptions import (
@@ -29,7 +29,7 @@ from otp.exceptions import (
     SendRejected,
     VerificationFailed,
 )
-from otp.models import AttemptStatus, OtpAttempt, PhoneState
+from otp.models import AttemptStatus, OtpAttempt
 from otp.phones import normalize_phone
 from otp.pins import validate_pin
 from otp.provider_calls import call_provider
@@ -83,18 +83,21 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     events.log_event(events.SEND_REQUESTED, phone=phone, region=region, channel=channel)
     provider = get_provider()
 
+    owner = _user_or_none(user)
+
     def create_attempt() -> OtpAttempt:
         now = timezone.now()
-        return OtpAttempt.objects.create(
-            phone=phone,
-            status=AttemptStatus.SENDING,
-            provider=provider.provider_name,
-            user=_user_or_none(user),
-            purpose=purpose,
-            channel=channel,
-            created_at=now,
-            expires_at=now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
-        )
+        fields: dict[str, Any] = {
+            "phone": phone,
+            "provider": provider.provider_name,
+            "user_id": owner.pk if owner is not None else None,
+            "purpose": purpose,
+            "channel": channel,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
+        }
+        pk = attempt_sql.insert_attempt(**fields)
+        return OtpAttempt(pk=pk, status=AttemptStatus.SENDING, **fields)
 
     attempt = _within_send_limits(phone, region, purpose, create_attempt)
     assert attempt is not None
@@ -186,30 +189,14 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
 
 
 def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
-    """Store the provider's pinId and make ``attempt`` the phone's only open one."""
-    me = attempt.pk
+    """Store the provider's pinId and make ``attempt`` the phone's only open one for its purpose.
+
+    Ours becomes pending unless a newer send superseded it meanwhile (its pinId
+    is kept either way, so the row accounts for the SMS); older open ones are
+    superseded.
+    """
     with transaction.atomic():
-        # Lock the rows this touches in ascending pk order: two sends finishing
-        # together then wait for each other instead of deadlocking.
-        list(
-            OtpAttempt.objects.select_for_update()
-            .filter(Q(status__in=_OPEN_STATUSES) | Q(pk=me), phone=attempt.phone, purpose=attempt.purpose, pk__lte=me)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        # Ours becomes pending unless a newer send superseded it meanwhile (its
-        # pinId is kept either way so the row accounts for the SMS); older open
-        # ones are superseded.
-        OtpAttempt.objects.filter(
-            Q(pk=me) | Q(pk__lt=me, status__in=_OPEN_STATUSES), phone=attempt.phone, purpose=attempt.purpose
-        ).update(
-            pin_id=Case(When(pk=me, then=Value(pin_id)), default=F("pin_id")),
-            status=Case(
-                When(pk=me, status=AttemptStatus.SENDING, then=Value(AttemptStatus.PENDING)),
-                When(pk=me, then=F("status")),
-                default=Value(AttemptStatus.SUPERSEDED),
-            ),
-        )
+        attempt_sql.record_delivery(attempt.pk, attempt.phone, attempt.purpose, pin_id)
 
 
 def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
@@ -306,61 +293,53 @@ def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
     purpose = validate_purpose(purpose)
     now = timezone.now()
-    state = PhoneState.objects.filter(phone=OuterRef("phone"))
-    attempt = (
-        OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING)
-        .annotate(
-            locked_until=Subquery(state.values("locked_until")[:1]),
-            phone_failures=Subquery(state.values("consecutive_failures")[:1]),
-        )
-        .only("pk", "phone", "pin_id", "expires_at", "failed_verifies", "user_id", "purpose")
-        .order_by("-pk")
-        .first()
-    )
+    attempt = attempt_sql.newest_pending(phone, purpose, now)
     if attempt is None or not attempt.pin_id:
         _verify_failed(phone, purpose, "no_pending_attempt")
     pin_id: str = attempt.pin_id
     seconds = limits.now_seconds()
-    if (attempt.locked_until or 0) > seconds:
+    if attempt.locked_until > seconds:
         events.log_event(events.RATE_LIMITED, phone=phone, scope="phone_lockout")
         raise RateLimited(
             "phone locked after failed verifications", retry_after=limits.coarse(attempt.locked_until - seconds)
         )
-    pending = OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING)
-    if attempt.is_expired(now):
-        pending.update(status=AttemptStatus.EXPIRED)
+    if attempt.expired:
+        attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "expired")
 
     max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
-    reserved = pending.filter(failed_verifies__lt=max_attempts, expires_at__gt=now).update(
-        failed_verifies=F("failed_verifies") + 1
-    )
-    if not reserved:
-        pending.filter(failed_verifies__gte=max_attempts).update(status=AttemptStatus.EXHAUSTED)
+    slot = attempt_sql.reserve_verify_slot(attempt.pk, max_attempts, now)
+    if slot is None:
+        # Not closed here: verifies holding the last slots may still be at the
+        # provider, and one of them may carry the right PIN. The last failing
+        # one closes the attempt.
         _verify_failed(phone, purpose, "attempts_exhausted")
 
     try:
         provider = get_provider()
         result = call_provider(lambda: provider.verify(pin_id, pin))
     except PinNotFound:
-        pending.update(status=AttemptStatus.EXPIRED)
+        attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "unknown_to_provider")
     except ProviderError as err:
         _log_provider_error("verify", phone, err)
         raise
 
     if result.verified:
-        verified = _mark_verified(attempt)
+        verified = _mark_verified(
+            OtpAttempt(pk=attempt.pk, phone=phone, purpose=purpose, pin_id=pin_id, user_id=attempt.user_id)
+        )
         if attempt.phone_failures:
             limits.reset_verify_failures(phone)
         events.log_event(events.VERIFY_SUCCESS, phone=phone, attempt=attempt.pk)
         return verified
 
     closing = _CLOSING_PIN_ERRORS.get(result.pin_error or "")
-    if closing is None and (result.attempts_remaining == 0 or attempt.failed_verifies + 1 >= max_attempts):
+    # The verify holding the last slot closes the attempt (parallel ones each hold their own).
+    if closing is None and (result.attempts_remaining == 0 or slot >= max_attempts):
         closing = AttemptStatus.EXHAUSTED
     if closing is not None:
-        pending.update(status=closing)
+        attempt_sql.close_pending(attempt.pk, closing)
     limits.record_verify_failure(phone, seconds)
     _verify_failed(phone, purpose, (result.pin_error or "not_verified").lower())
 
@@ -385,12 +364,7 @@ def _log_provider_error(operation: str, phone: str, err: ProviderError) -> None:
 def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     verified_at = timezone.now()
     with transaction.atomic():
-        won = OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(
-            status=AttemptStatus.VERIFIED,
-            verified_at=verified_at,
-            # The reserved slot turned out not to be a failure.
-            failed_verifies=F("failed_verifies") - 1,
-        )
+        won = attempt_sql.mark_verified(attempt.pk, verified_at)
         if not won:
             _verify_failed(attempt.phone, attempt.purpose, "closed_meanwhile")
         attempt.status = AttemptStatus.VERIFIED

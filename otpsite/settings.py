@@ -88,12 +88,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Django's Redis backend, keeping one client per pool (see otp/cache.py).
+    CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": REDIS_URL}}
 # The per-IP limits count in this cache; a limiter that cannot count refuses.
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = False
-# django-ratelimit predates Django's own RedisCache; its incr() is Redis INCRBY,
-# atomic as the limiter needs.
+# django-ratelimit predates Django's own RedisCache (which otp.cache.RedisCache
+# extends); its incr() is Redis INCRBY, atomic as the limiter needs.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 if DEBUG and not REDIS_URL:
     # Let the development site run on the local-memory cache; the app's own

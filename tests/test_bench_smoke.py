@@ -43,16 +43,40 @@ def _services() -> None:
 
 def _run(script: str, *args: str, timeout: float = 60) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
 def test_load_smoke(tmp_path: Path) -> None:
-    out = _run("load.py", "--latency-ms", "0", "--clients", "4", "--duration", "2", "--warmup", "0.5",
-               "--server", "1x8", "--database", "otp_loadbench_smoke", "--redis-url", REDIS,
-               "--admin-url", POSTGRES, "--work-dir", str(tmp_path))
+    out = _run(
+        "load.py",
+        "--latency-ms",
+        "0",
+        "--clients",
+        "4",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--server",
+        "1x8",
+        "--database",
+        "otp_loadbench_smoke",
+        "--redis-url",
+        REDIS,
+        "--admin-url",
+        POSTGRES,
+        "--work-dir",
+        str(tmp_path),
+    )
     assert "| app 1x8 " in out
     row = next(line for line in out.splitlines() if line.startswith("| app 1x8 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -61,10 +85,35 @@ def test_load_smoke(tmp_path: Path) -> None:
 
 
 def test_attack_smoke(tmp_path: Path) -> None:
-    out = _run("attack.py", "--sends", "80", "--source-ips", "20", "--guess-ips", "10", "--guesses-per-ip", "2",
-               "--resend-every", "0", "--guess-seconds", "0", "--max-seconds", "20", "--workers", "1", "--threads", "8",
-               "--database", "otp_attackbench_smoke", "--redis-url", REDIS, "--admin-url", POSTGRES,
-               "--work-dir", str(tmp_path))
+    out = _run(
+        "attack.py",
+        "--sends",
+        "80",
+        "--source-ips",
+        "20",
+        "--guess-ips",
+        "10",
+        "--guesses-per-ip",
+        "2",
+        "--resend-every",
+        "0",
+        "--guess-seconds",
+        "0",
+        "--max-seconds",
+        "20",
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--database",
+        "otp_attackbench_smoke",
+        "--redis-url",
+        REDIS,
+        "--admin-url",
+        POSTGRES,
+        "--work-dir",
+        str(tmp_path),
+    )
     assert "SMS sent (emulator smsSent):" in out
     sent = int(out.split("SMS sent (emulator smsSent):")[1].split()[0])
     # 20 numbers per sendable group at most: per-IP (5 each from 20 addresses) and per-prefix limits bind.

@@ -20,6 +20,11 @@ SEND_BUDGET = 6
 VERIFY_BUDGET = 4
 
 
+def send_queries() -> int:
+    # SQLite has no row locks: the lock of the phone's open rows is skipped there.
+    return SEND_BUDGET if connection.features.has_select_for_update else SEND_BUDGET - 1
+
+
 def data_queries(context: CaptureQueriesContext) -> list[str]:
     # Transaction control is not a query against the data.
     skip = ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT")
@@ -39,13 +44,13 @@ def wrong(pin: str) -> str:
 def test_first_send(outbox):
     # lock the phone, insert the attempt, record the send, count it against
     # prefix/country/budget (one statement); then lock and mark pending.
-    assert len(measure(lambda: services.send_code(PHONE))) == SEND_BUDGET
+    assert len(measure(lambda: services.send_code(PHONE))) == send_queries()
 
 
 def test_send_that_supersedes_an_older_attempt(outbox):
     services.send_code(PHONE)
     with time_machine.travel(timezone.now() + timedelta(minutes=2)):
-        assert len(measure(lambda: services.send_code(PHONE))) == SEND_BUDGET
+        assert len(measure(lambda: services.send_code(PHONE))) == send_queries()
 
 
 def test_resend(outbox):

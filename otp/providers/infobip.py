@@ -117,7 +117,8 @@ def request_json(
         response = session.request(method, url, json=body, timeout=timeout, allow_redirects=False)
     except requests.RequestException as err:
         if _is_timeout(err):
-            raise ProviderUnavailable(f"Infobip {operation} timed out") from err
+            kind = type(err).__name__ if isinstance(err, requests.Timeout) else "ReadTimeout"
+            raise ProviderUnavailable(f"Infobip {operation} timed out ({kind})") from err
         raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
     return _parse(response, operation=operation, not_found=not_found, expect=expect)
 

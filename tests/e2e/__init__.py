@@ -40,10 +40,17 @@ def emulated_infobip(settings: Any, **limits: str) -> Iterator[EmulatedInfobip]:
     }
     config.update({name: parse_limit(value) for name, value in limits.items()})
     with running_emulator(api_key=API_KEY) as server:
-        app_id, msg_id = server.emulator.seed(configuration=config,
-                                              template={"pinLength": otp_settings.PIN_LENGTH})
-        settings.OTP = {**settings.OTP, "PROVIDER": "otp.providers.infobip.InfobipProvider",
-                        "PROVIDER_OPTIONS": {"api_key": API_KEY, "base_url": server.base_url,
-                                             "application_id": app_id, "message_id": msg_id,
-                                             "connect_timeout": 2, "read_timeout": 2}}
+        app_id, msg_id = server.emulator.seed(configuration=config, template={"pinLength": otp_settings.PIN_LENGTH})
+        settings.OTP = {
+            **settings.OTP,
+            "PROVIDER": "otp.providers.infobip.InfobipProvider",
+            "PROVIDER_OPTIONS": {
+                "api_key": API_KEY,
+                "base_url": server.base_url,
+                "application_id": app_id,
+                "message_id": msg_id,
+                "connect_timeout": 2,
+                "read_timeout": 2,
+            },
+        }
         yield EmulatedInfobip(server, app_id, msg_id)
