@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from django.core.cache import caches
 
@@ -38,41 +39,62 @@ def _enabled() -> bool:
     return bool(otp_settings.CIRCUIT_FAILURES)
 
 
-def state() -> str:
-    """``closed``, ``open`` (failing fast) or ``half_open`` (a probe may pass)."""
+Snapshot = dict[str, Any]
+
+
+def _snapshot() -> Snapshot:
+    """The shared failure count and open deadline, in one cache round trip."""
     if not _enabled():
-        return CLOSED
+        return {}
     try:
-        open_until = _cache().get(OPEN_UNTIL_KEY)
+        return dict(_cache().get_many([FAILURES_KEY, OPEN_UNTIL_KEY]))
     except Exception:
-        return CLOSED
+        return {}
+
+
+def _state_of(snapshot: Snapshot) -> str:
+    open_until = snapshot.get(OPEN_UNTIL_KEY)
     if not open_until:
         return CLOSED
     return OPEN if time.time() < open_until else HALF_OPEN
 
 
-def before_call() -> None:
-    """Raise :class:`ProviderUnavailable` while the circuit is open."""
-    current = state()
+def state() -> str:
+    """``closed``, ``open`` (failing fast) or ``half_open`` (a probe may pass)."""
+    return _state_of(_snapshot())
+
+
+def before_call() -> Snapshot:
+    """Raise :class:`ProviderUnavailable` while the circuit is open.
+
+    :returns: what the breaker read, for :func:`record_success` to reuse.
+    """
+    snapshot = _snapshot()
+    current = _state_of(snapshot)
     if current == CLOSED:
-        return
+        return snapshot
     if current == HALF_OPEN:
         try:
             # Only one caller wins the probe; it has the open period to finish.
             if _cache().add(PROBE_KEY, 1, timeout=otp_settings.CIRCUIT_OPEN_SECONDS):
-                return
+                return snapshot
         except Exception:
-            return
+            return snapshot
     raise ProviderUnavailable("the provider circuit is open")
 
 
-def record_success() -> None:
+def record_success(snapshot: Snapshot | None = None) -> None:
+    """Reset the failure count after a good answer.
+
+    ``snapshot`` is what :func:`before_call` read for this call: when it shows
+    no failures and no open circuit there is nothing to reset, and no second
+    round trip is made.
+    """
     if not _enabled():
         return
     try:
         cache = _cache()
-        # One round trip in the common case: nothing to reset.
-        current = cache.get_many([FAILURES_KEY, OPEN_UNTIL_KEY])
+        current = snapshot if snapshot is not None else _snapshot()
         if current.get(FAILURES_KEY) or current.get(OPEN_UNTIL_KEY):
             cache.delete_many([FAILURES_KEY, OPEN_UNTIL_KEY, PROBE_KEY])
             if current.get(OPEN_UNTIL_KEY):

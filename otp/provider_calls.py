@@ -56,14 +56,14 @@ def call_provider(call: Callable[[], T]) -> T:
     pages.
     """
     release_database_connection()
-    circuit.before_call()
+    snapshot = circuit.before_call()
     semaphore = _semaphore()
     if semaphore is not None and not semaphore.acquire(timeout=otp_settings.PROVIDER_QUEUE_TIMEOUT_SECONDS):
         raise ProviderUnavailable("every provider slot of this process is busy")
     try:
         result = call()
     except PinNotFound:
-        circuit.record_success()  # the provider answered; the PIN is just gone
+        circuit.record_success(snapshot)  # the provider answered; the PIN is just gone
         raise
     except ProviderError:
         circuit.record_failure()
@@ -71,5 +71,5 @@ def call_provider(call: Callable[[], T]) -> T:
     finally:
         if semaphore is not None:
             semaphore.release()
-    circuit.record_success()
+    circuit.record_success(snapshot)
     return result
