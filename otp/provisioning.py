@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otp.conf import otp_settings
+from otp.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 from otp.providers.infobip import InfobipProvider
 from otp.providers.infobip_management import InfobipManagementClient, NotFound
 
@@ -29,34 +30,6 @@ DEFAULT_VERIFY_PIN_LIMIT = "10/1m"
 DEFAULT_SEND_PIN_PER_APPLICATION_LIMIT = "10000/1d"
 DEFAULT_SEND_PIN_PER_PHONE_NUMBER_LIMIT = "5/1d"
 DEFAULT_LANGUAGE = "en"
-PIN_PLACEHOLDER = "{{pin}}"
-#: Infobip's ``Language`` enum, spelled as the API wants it (underscores).
-LANGUAGES = frozenset(
-    {
-        "en",
-        "es",
-        "ca",
-        "da",
-        "nl",
-        "fr",
-        "de",
-        "it",
-        "ja",
-        "ko",
-        "no",
-        "pl",
-        "ru",
-        "sv",
-        "fi",
-        "hr",
-        "sl",
-        "ro",
-        "pt_pt",
-        "pt_br",
-        "zh_cn",
-        "zh_tw",
-    }
-)
 #: What Infobip applies when a field is left out; an answer without a field means this.
 INFOBIP_DEFAULTS: dict[str, Any] = {
     "enabled": True,

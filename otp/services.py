@@ -129,16 +129,20 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     attempt.pin_id = result.pin_id
     attempt.status = AttemptStatus.PENDING
     events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
+    _announce_sent(attempt, channel, resend=False)
+    return attempt
+
+
+def _announce_sent(attempt: OtpAttempt, channel: str, *, resend: bool) -> None:
     signals.code_sent.send(
         sender=OtpAttempt,
         attempt=attempt,
-        phone=phone,
+        phone=attempt.phone,
         user=attempt.user,
-        purpose=purpose,
+        purpose=attempt.purpose,
         channel=channel,
-        resend=False,
+        resend=resend,
     )
-    return attempt
 
 
 def _mark_failed(attempt: Any) -> None:
@@ -239,15 +243,7 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
         raise SendRejected("the provider did not deliver the message")
     OtpAttempt.objects.filter(pk=attempt.pk).update(resends=F("resends") + 1)
     events.log_event(events.RESEND_ACCEPTED, phone=phone, attempt=attempt.pk, channel=channel)
-    signals.code_sent.send(
-        sender=OtpAttempt,
-        attempt=attempt,
-        phone=phone,
-        user=attempt.user,
-        purpose=purpose,
-        channel=channel,
-        resend=True,
-    )
+    _announce_sent(attempt, channel, resend=True)
     return attempt
 
 

@@ -13,33 +13,9 @@ from typing import Any
 
 from otp.emulator.errors import ValidationErrors, bad_request
 from otp.emulator.formats import ONE_DAY, parse_duration, parse_limit
+from otp.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 
 PIN_TYPES = ("NUMERIC", "ALPHA", "HEX", "ALPHANUMERIC")
-LANGUAGES = (
-    "en",
-    "es",
-    "ca",
-    "da",
-    "nl",
-    "fr",
-    "de",
-    "it",
-    "ja",
-    "ko",
-    "no",
-    "pl",
-    "ru",
-    "sv",
-    "fi",
-    "hr",
-    "sl",
-    "ro",
-    "pt_pt",
-    "pt_br",
-    "zh_cn",
-    "zh_tw",
-)
-PIN_PLACEHOLDER = "{{pin}}"
 # The app's own PIN_LENGTH default; Infobip documents none for SMS/voice.
 DEFAULT_PIN_LENGTH = 6
 MAX_PIN_LENGTH = 20
