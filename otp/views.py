@@ -77,24 +77,24 @@ class OtpAPIView(APIView):
 class SendCodeView(OtpAPIView):
     serializer_class = SendCodeSerializer
     ip_scope = iplimits.SEND
+    #: The service that delivers the code; the resend view swaps it.
+    deliver = staticmethod(services.send_code)
 
     @send_schema(SendCodeSerializer, "Send a PIN")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        services.send_code(
+        self.deliver(
             data["phoneNumber"], user=request.user, purpose=data.get("purpose"), channel=data.get("channel", "sms")
         )
         return Response({"message": str(SENT_MESSAGE)})
 
 
 class ResendCodeView(SendCodeView):
+    deliver = staticmethod(services.resend_code)
+
     @send_schema(SendCodeSerializer, "Deliver the PIN in flight again (a send when none is live)")
     def post(self, request: Request) -> Response:
-        data = self.validated(request)
-        services.resend_code(
-            data["phoneNumber"], user=request.user, purpose=data.get("purpose"), channel=data.get("channel", "sms")
-        )
-        return Response({"message": str(SENT_MESSAGE)})
+        return super().post(request)
 
 
 class VerifyCodeView(OtpAPIView):
