@@ -9,6 +9,7 @@ to Infobip is authenticated, timed and mapped the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -17,6 +18,7 @@ import requests
 import urllib3
 from django.core.checks import CheckMessage, Error
 from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest
 from urllib3.util.retry import Retry
 
 from otp import __version__
@@ -114,13 +116,36 @@ def request_json(
     Redirects are never followed: the ``Authorization`` header must not travel elsewhere.
     """
     try:
-        response = session.request(method, url, json=body, timeout=timeout, allow_redirects=False)
+        response = session.get_adapter(url).send(_prepared(session, method, url, body), timeout=timeout)
     except requests.RequestException as err:
         if _is_timeout(err):
             kind = type(err).__name__ if isinstance(err, requests.Timeout) else "ReadTimeout"
             raise ProviderUnavailable(f"Infobip {operation} timed out ({kind})") from err
         raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
     return _parse(response, operation=operation, not_found=not_found, expect=expect)
+
+
+def _prepared(session: requests.Session, method: str, url: str, body: dict[str, Any] | None) -> PreparedRequest:
+    """The request ``session.request`` would build, without its per-call merging.
+
+    ``Session.request`` merges environment, proxy, cookie and hook settings on
+    every call, none of which this client uses (``trust_env`` is off, Infobip
+    sets no cookies, redirects are not followed); that doubled the CPU cost of
+    a call to Infobip. The adapter, its connection pool and retry policy are
+    the session's, so tests that mock ``requests`` see the same request.
+    """
+    request = PreparedRequest()
+    request.method = method
+    request.url = url
+    request.headers = session.headers.copy()  # type: ignore[assignment]  # a CaseInsensitiveDict either way
+    if body is not None:
+        request.body = json.dumps(body, allow_nan=False).encode()
+        request.headers["Content-Type"] = "application/json"
+        request.headers["Content-Length"] = str(len(request.body))
+    elif method not in ("GET", "HEAD"):
+        request.headers["Content-Length"] = "0"
+    request.hooks = {"response": []}
+    return request
 
 
 def _is_timeout(err: requests.RequestException) -> bool:
