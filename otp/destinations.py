@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from otp.conf import otp_settings
 from otp.exceptions import DestinationNotAllowed
+from otp.phones import region_and_type
 
 _TYPE_NAMES = {
     value: name
@@ -22,12 +23,11 @@ _TYPE_NAMES = {
 
 def check_destination(phone: str) -> str:
     """Return the region of the E.164 ``phone``, or raise :class:`DestinationNotAllowed`."""
-    parsed = phonenumbers.parse(phone)
-    region = phonenumbers.region_code_for_number(parsed) or "ZZ"
+    region, number_type = region_and_type(phone)
     allowed_regions = otp_settings.ALLOWED_REGIONS
     if allowed_regions is not None and region not in {r.upper() for r in allowed_regions}:
         raise DestinationNotAllowed(_("Phone numbers from this country are not supported."), reason="region")
     allowed_types = {t.upper() for t in otp_settings.ALLOWED_NUMBER_TYPES or ()}
-    if _TYPE_NAMES.get(phonenumbers.number_type(parsed), "UNKNOWN") not in allowed_types:
+    if _TYPE_NAMES.get(number_type, "UNKNOWN") not in allowed_types:
         raise DestinationNotAllowed(_("This type of phone number cannot receive codes."), reason="number_type")
     return region

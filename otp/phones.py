@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -29,10 +30,28 @@ def normalize_phone(raw: Any, default_region: str | None = None) -> str:
         raise InvalidPhoneNumber(
             _("phoneNumber must be in international format, starting with + and the country code.")
         )
+    e164 = _e164_or_none(raw, default_region)
+    if e164 is None:
+        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number."))
+    return e164
+
+
+# A request parses its number two or three times (input, service, destination
+# policy) and a verify repeats its send's: parsing and validating is the
+# costly part of libphonenumber, so its answers are kept, bounded.
+@lru_cache(maxsize=4096)
+def _e164_or_none(raw: str, default_region: str | None) -> str | None:
     try:
         parsed = phonenumbers.parse(raw, default_region)
-    except phonenumbers.NumberParseException as err:
-        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number.")) from err
+    except phonenumbers.NumberParseException:
+        return None
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number."))
+        return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=4096)
+def region_and_type(e164: str) -> tuple[str, int]:
+    """The region code (``ZZ`` when none) and libphonenumber's number type of a valid E.164 number."""
+    parsed = phonenumbers.parse(e164)
+    return phonenumbers.region_code_for_number(parsed) or "ZZ", phonenumbers.number_type(parsed)
