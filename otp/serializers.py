@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from django.utils.functional import lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -17,17 +20,20 @@ from otp.purposes import validate_channel, validate_purpose
 _APP_CODES = {InvalidPhoneNumber.code}
 
 
+def _format_required(field: str) -> str:
+    return gettext("%(field)s is required.") % {"field": field}
+
+
+# Translated when shown, in the language of the request that fails.
+_required_message = lazy(_format_required, str)
+
+
 class _ValidatedField(serializers.Field):
     """A field whose value must be a JSON string accepted by ``validate``."""
 
     def __init__(self, *, public_name: str, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "error_messages",
-            {
-                "required": _("%(field)s is required.") % {"field": public_name},
-                "null": _("%(field)s is required.") % {"field": public_name},
-            },
-        )
+        required = _required_message(public_name)
+        kwargs.setdefault("error_messages", {"required": required, "null": required})
         super().__init__(**kwargs)
 
     def validate(self, value: Any) -> str:
@@ -96,6 +102,12 @@ class _StrictSerializer(serializers.Serializer):
         "invalid": _("Request body must be a JSON object."),
         "null": _("Request body must be a JSON object."),
     }
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # DRF deep-copies the declared fields for every serializer, which
+        # re-runs each field's __init__; these fields keep no state but what
+        # bind() sets, so a shallow copy per request is enough.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(self.initial_data) - set(self.fields))
