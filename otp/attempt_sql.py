@@ -54,22 +54,25 @@ def insert_attempt(
 def record_delivery(attempt_id: int, phone: str, purpose: str, pin_id: str) -> None:
     """Store the pinId; the attempt becomes pending (unless superseded) and older open ones superseded.
 
-    Call inside a transaction. The open rows are locked in ascending id order
-    first, so two sends finishing together wait for each other instead of
-    deadlocking.
+    One statement, atomic on its own. On PostgreSQL it first locks the rows it
+    changes in ascending id order, so two sends finishing together wait for
+    each other instead of deadlocking; a row changed meanwhile is re-checked
+    against the scope once its lock is granted.
     """
     scope = f"phone = %s AND purpose = %s AND (id = %s OR (id < %s AND status IN ('{PENDING}', '{SENDING}')))"
     params: list[Any] = [phone, purpose, attempt_id, attempt_id]
-    if connection.features.has_select_for_update:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM {_T} WHERE {scope} ORDER BY id FOR UPDATE", params)  # noqa: S608
-    _execute(
+    update = (
         f"UPDATE {_T} SET "  # noqa: S608
         f"pin_id = CASE WHEN id = %s THEN %s ELSE pin_id END, "
         f"status = CASE WHEN id = %s THEN (CASE WHEN status = '{SENDING}' THEN '{PENDING}' ELSE status END) "
-        f"ELSE '{AttemptStatus.SUPERSEDED.value}' END WHERE {scope}",
-        [attempt_id, pin_id, attempt_id, *params],
+        f"ELSE '{AttemptStatus.SUPERSEDED.value}' END WHERE {scope}"
     )
+    if connection.features.has_select_for_update:
+        sql = f"WITH locked AS (SELECT id FROM {_T} WHERE {scope} ORDER BY id FOR UPDATE) {update} "  # noqa: S608
+        sql += "AND id IN (SELECT id FROM locked)"
+        _execute(sql, [*params, attempt_id, pin_id, attempt_id, *params])
+    else:
+        _execute(update, [attempt_id, pin_id, attempt_id, *params])
 
 
 @dataclass

@@ -103,7 +103,11 @@ def cooldown_after(sends_today: int) -> int:
 
 def record_send(phone: str, sends: list[int], now: int) -> None:
     """Store the send times (still under the row lock)."""
-    PhoneState.objects.filter(phone=phone).update(recent_sends=",".join(str(t) for t in [*sends, now]))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(PhoneState)} SET recent_sends = %s WHERE phone = %s",  # noqa: S608
+            [",".join(str(t) for t in [*sends, now]), phone],
+        )
 
 
 def record_verify_failure(phone: str, now: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -199,7 +200,9 @@ def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
     is kept either way, so the row accounts for the SMS); older open ones are
     superseded.
     """
-    with transaction.atomic():
+    # One statement needs no transaction of its own; inside a caller's, a
+    # savepoint keeps a duplicate pinId from breaking it.
+    with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
         attempt_sql.record_delivery(attempt.pk, attempt.phone, attempt.purpose, pin_id)
 
 
@@ -359,15 +362,19 @@ def _log_provider_error(operation: str, phone: str, err: ProviderError) -> None:
 
 def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     verified_at = timezone.now()
-    with transaction.atomic():
+    # Receivers of phone_verified write in the same transaction as the
+    # verification; with none, the single UPDATE is atomic by itself.
+    receivers = signals.phone_verified.has_listeners(OtpAttempt)
+    with transaction.atomic() if receivers else nullcontext():
         won = attempt_sql.mark_verified(attempt.pk, verified_at)
         if not won:
             _verify_failed(attempt.phone, attempt.purpose, "closed_meanwhile")
         attempt.status = AttemptStatus.VERIFIED
         attempt.verified_at = verified_at
-        signals.phone_verified.send(
-            sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
-        )
+        if receivers:
+            signals.phone_verified.send(
+                sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
+            )
     return attempt
 
 
