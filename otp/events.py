@@ -13,8 +13,10 @@ import contextvars
 import logging
 import re
 import uuid
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 from otp.redaction import mask_phone
@@ -59,11 +61,20 @@ def current_request_id() -> str:
 
 def phone_hash(phone: str) -> str:
     """A keyed hash of the number for correlating events without storing it."""
-    return salted_hmac("otp.events.phone", phone, algorithm="sha256").hexdigest()[:16]
+    return _keyed_hash(phone, settings.SECRET_KEY)
+
+
+# A flow logs its number's hash four or five times; the key is part of the
+# cache key, so a rotated SECRET_KEY gives new hashes at once.
+@lru_cache(maxsize=4096)
+def _keyed_hash(phone: str, secret: str) -> str:
+    return salted_hmac("otp.events.phone", phone, secret=secret, algorithm="sha256").hexdigest()[:16]
 
 
 def log_event(event: str, *, phone: str | None = None, level: int = logging.INFO, **fields: Any) -> None:
     """Log one security event; ``fields`` must hold no secrets."""
+    if not logger.isEnabledFor(level):
+        return
     record: dict[str, Any] = {"event": event, "request_id": _request_id.get() or None}
     if _client_ip.get():
         record["client_ip"] = _client_ip.get()
