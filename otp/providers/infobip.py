@@ -19,6 +19,7 @@ import urllib3
 from django.core.checks import CheckMessage, Error
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 from otp import __version__
@@ -137,7 +138,7 @@ def _prepared(session: requests.Session, method: str, url: str, body: dict[str, 
     request = PreparedRequest()
     request.method = method
     request.url = url
-    request.headers = session.headers.copy()  # type: ignore[assignment]  # a CaseInsensitiveDict either way
+    request.headers = CaseInsensitiveDict(session.headers)  # type: ignore[arg-type]  # str values only
     if body is not None:
         request.body = json.dumps(body, allow_nan=False).encode()
         request.headers["Content-Type"] = "application/json"
