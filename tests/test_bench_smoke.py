@@ -1,4 +1,4 @@
-"""Smoke runs of bench/load.py and bench/attack.py: a few seconds each, real processes.
+"""Smoke runs of bench/load.py, bench/attack.py and bench/flow_cpu.py: a few seconds each, real processes.
 
 They prove the benchmarks still start the stack, drive it and report; the
 figures mean nothing at this size. They need PostgreSQL and Redis on
@@ -120,3 +120,25 @@ def test_attack_smoke(tmp_path: Path) -> None:
     assert 0 < sent <= 60, out
     reached = int(out.split("(emulator verifyRequests):")[1].split()[0])
     assert reached <= 5, out  # one PIN, five attempts
+
+
+def test_flow_cpu_smoke() -> None:
+    out = _run(
+        "flow_cpu.py",
+        "--flows",
+        "20",
+        "--warmup",
+        "3",
+        "--attribute",
+        "--database",
+        "otp_flowcpu_smoke",
+        "--redis-url",
+        REDIS,
+        "--admin-url",
+        POSTGRES,
+    )
+    line = next(line for line in out.splitlines() if line.startswith("20 flows, CPU in this thread"))
+    assert float(line.rsplit("flow ", 1)[1].split()[0]) > 0, line
+    # Every flow sent and verified, so SQL and both Infobip calls were charged.
+    parts = {row[:42].strip(): row[42:].split() for row in out.splitlines()[2:]}
+    assert parts["SQL statements"][1] == "8.0" and parts["Infobip call (requests)"][1] == "2.0", out
