@@ -26,7 +26,8 @@ def _time(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _execute(sql: str, params: list[Any]) -> Any:
+def execute(sql: str, params: list[Any]) -> Any:
+    """Run one statement; its first row if it returns rows, else the number of rows it changed."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() if cursor.description else cursor.rowcount
@@ -42,7 +43,7 @@ def insert_attempt(
     created_at: datetime,
     expires_at: datetime,
 ) -> int:
-    row = _execute(
+    row = execute(
         f"INSERT INTO {_T} (phone, pin_id, status, channel, purpose, provider, failed_verifies, user_id, "  # noqa: S608
         f"created_at, expires_at, verified_at, resends) VALUES (%s, NULL, %s, %s, %s, %s, 0, %s, %s, %s, NULL, 0) "
         f"RETURNING id",
@@ -70,9 +71,9 @@ def record_delivery(attempt_id: int, phone: str, purpose: str, pin_id: str) -> N
     if connection.features.has_select_for_update:
         sql = f"WITH locked AS (SELECT id FROM {_T} WHERE {scope} ORDER BY id FOR UPDATE) {update} "  # noqa: S608
         sql += "AND id IN (SELECT id FROM locked)"
-        _execute(sql, [*params, attempt_id, pin_id, attempt_id, *params])
+        execute(sql, [*params, attempt_id, pin_id, attempt_id, *params])
     else:
-        _execute(update, [attempt_id, pin_id, attempt_id, *params])
+        execute(update, [attempt_id, pin_id, attempt_id, *params])
 
 
 @dataclass
@@ -88,7 +89,7 @@ class PendingAttempt:
 
 def newest_pending(phone: str, purpose: str, now: datetime) -> PendingAttempt | None:
     """The phone's newest pending attempt for ``purpose``, with the phone's lockout state."""
-    row = _execute(
+    row = execute(
         f"SELECT a.id, a.pin_id, CASE WHEN a.expires_at > %s THEN 0 ELSE 1 END, a.failed_verifies, a.user_id, "  # noqa: S608
         f"COALESCE(p.locked_until, 0), COALESCE(p.consecutive_failures, 0) "
         f"FROM {_T} a LEFT JOIN {_P} p ON p.phone = a.phone "
@@ -113,7 +114,7 @@ def reserve_verify_slot(attempt_id: int, max_attempts: int, now: datetime) -> in
 
     :returns: the slot taken (1 to ``max_attempts``), or None when none is left.
     """
-    row = _execute(
+    row = execute(
         f"UPDATE {_T} SET failed_verifies = failed_verifies + 1 "  # noqa: S608
         f"WHERE id = %s AND status = '{PENDING}' AND failed_verifies < %s AND expires_at > %s "
         f"RETURNING failed_verifies",
@@ -125,7 +126,7 @@ def reserve_verify_slot(attempt_id: int, max_attempts: int, now: datetime) -> in
 def mark_verified(attempt_id: int, verified_at: datetime) -> bool:
     """Pending -> verified, once; the reserved slot was not a failure after all."""
     return bool(
-        _execute(
+        execute(
             f"UPDATE {_T} SET status = '{AttemptStatus.VERIFIED.value}', verified_at = %s, "  # noqa: S608
             f"failed_verifies = failed_verifies - 1 WHERE id = %s AND status = '{PENDING}'",
             [_time(verified_at), attempt_id],
@@ -135,4 +136,4 @@ def mark_verified(attempt_id: int, verified_at: datetime) -> bool:
 
 def close_pending(attempt_id: int, status: str) -> None:
     """Pending -> ``status`` (expired, exhausted...)."""
-    _execute(f"UPDATE {_T} SET status = %s WHERE id = %s AND status = '{PENDING}'", [status, attempt_id])  # noqa: S608
+    execute(f"UPDATE {_T} SET status = %s WHERE id = %s AND status = '{PENDING}'", [status, attempt_id])  # noqa: S608

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Model
 
+from otp.attempt_sql import execute
 from otp.conf import otp_settings
 from otp.events import BUDGET_ALERT, LOCKOUT, log_event
 from otp.exceptions import BudgetExhausted, RateLimited
@@ -57,15 +58,13 @@ class PhoneLimits:
 def lock_phone(phone: str) -> PhoneLimits:
     """Create or lock the phone's state row; call inside ``transaction.atomic``."""
     table = _table(PhoneState)
-    with connection.cursor() as cursor:
-        # The no-op DO UPDATE takes the row lock even when the row exists.
-        cursor.execute(
-            f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
-            f"VALUES (%s, '', 0, 0) ON CONFLICT (phone) DO UPDATE SET phone = excluded.phone "
-            f"RETURNING recent_sends, consecutive_failures, locked_until",
-            [phone],
-        )
-        recent, failures, locked_until = cursor.fetchone()
+    # The no-op DO UPDATE takes the row lock even when the row exists.
+    recent, failures, locked_until = execute(
+        f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
+        f"VALUES (%s, '', 0, 0) ON CONFLICT (phone) DO UPDATE SET phone = excluded.phone "
+        f"RETURNING recent_sends, consecutive_failures, locked_until",
+        [phone],
+    )
     sends = [int(t) for t in recent.split(",") if t]
     return PhoneLimits(phone=phone, sends=sends, consecutive_failures=failures, locked_until=locked_until)
 
@@ -103,24 +102,21 @@ def cooldown_after(sends_today: int) -> int:
 
 def record_send(phone: str, sends: list[int], now: int) -> None:
     """Store the send times (still under the row lock)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table(PhoneState)} SET recent_sends = %s WHERE phone = %s",  # noqa: S608
-            [",".join(str(t) for t in [*sends, now]), phone],
-        )
+    execute(
+        f"UPDATE {_table(PhoneState)} SET recent_sends = %s WHERE phone = %s",  # noqa: S608
+        [",".join(str(t) for t in [*sends, now]), phone],
+    )
 
 
 def record_verify_failure(phone: str, now: int) -> None:
     """Count a failed verify against the phone; lock it with backoff at the cap."""
     table = _table(PhoneState)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
-            f"VALUES (%s, '', 1, 0) ON CONFLICT (phone) DO UPDATE SET "
-            f"consecutive_failures = {table}.consecutive_failures + 1 RETURNING consecutive_failures",
-            [phone],
-        )
-        (failures,) = cursor.fetchone()
+    (failures,) = execute(
+        f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
+        f"VALUES (%s, '', 1, 0) ON CONFLICT (phone) DO UPDATE SET "
+        f"consecutive_failures = {table}.consecutive_failures + 1 RETURNING consecutive_failures",
+        [phone],
+    )
     cap = otp_settings.MAX_FAILURES_PER_PHONE
     if cap is None or failures < cap:
         return
