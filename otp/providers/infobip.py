@@ -145,7 +145,6 @@ def _prepared(session: requests.Session, method: str, url: str, body: dict[str, 
         request.headers["Content-Length"] = str(len(request.body))
     elif method not in ("GET", "HEAD"):
         request.headers["Content-Length"] = "0"
-    request.hooks = {"response": []}
     return request
 
 
