@@ -41,7 +41,9 @@ def _services() -> None:
         pytest.skip("needs PostgreSQL and Redis on 127.0.0.1")
 
 
-def _run(script: str, *args: str, timeout: float = 60) -> str:
+def _run(script: str, *args: str, database: str, timeout: float = 60) -> str:
+    """Run a benchmark on its own database and the smoke tests' Redis DB; its stdout."""
+    args = (*args, "--database", database, "--redis-url", REDIS, "--admin-url", POSTGRES)
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *args],
@@ -68,14 +70,9 @@ def test_load_smoke(tmp_path: Path) -> None:
         "0.5",
         "--server",
         "1x8",
-        "--database",
-        "otp_loadbench_smoke",
-        "--redis-url",
-        REDIS,
-        "--admin-url",
-        POSTGRES,
         "--work-dir",
         str(tmp_path),
+        database="otp_loadbench_smoke",
     )
     assert "| app 1x8 " in out
     row = next(line for line in out.splitlines() if line.startswith("| app 1x8 "))
@@ -105,14 +102,9 @@ def test_attack_smoke(tmp_path: Path) -> None:
         "1",
         "--threads",
         "8",
-        "--database",
-        "otp_attackbench_smoke",
-        "--redis-url",
-        REDIS,
-        "--admin-url",
-        POSTGRES,
         "--work-dir",
         str(tmp_path),
+        database="otp_attackbench_smoke",
     )
     assert "SMS sent (emulator smsSent):" in out
     sent = int(out.split("SMS sent (emulator smsSent):")[1].split()[0])
@@ -130,12 +122,7 @@ def test_flow_cpu_smoke() -> None:
         "--warmup",
         "3",
         "--attribute",
-        "--database",
-        "otp_flowcpu_smoke",
-        "--redis-url",
-        REDIS,
-        "--admin-url",
-        POSTGRES,
+        database="otp_flowcpu_smoke",
     )
     line = next(line for line in out.splitlines() if line.startswith("20 flows, CPU in this thread"))
     assert float(line.rsplit("flow ", 1)[1].split()[0]) > 0, line
