@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 
 from otp.attempt_sql import execute
@@ -22,6 +22,8 @@ from otp.conf import otp_settings
 from otp.events import BUDGET_ALERT, LOCKOUT, log_event
 from otp.exceptions import BudgetExhausted, RateLimited
 from otp.models import PhoneState, RateCounter
+
+logger = logging.getLogger(__name__)
 
 DAY = 24 * 3600
 HOUR = 3600
@@ -177,56 +179,118 @@ def estimate(count: int, previous: int, window_index: int, window: int, now: flo
     return previous * max(0.0, 1.0 - elapsed) + count
 
 
-def count_send(counters: list[Counter], now: int) -> None:
+#: What :func:`count_send` incremented: (key, window index) pairs.
+Counted = list[tuple[str, int]]
+
+
+def count_send(counters: list[Counter], now: int) -> Counted:
     """Count one SMS against every counter, or raise if a block or budget stops it.
 
-    Call inside the send transaction, last: the shared rows stay locked only
-    until commit, and a refused send rolls its increments back with it.
+    Run it on its own, before the send's transaction: the shared rows (the
+    site-wide budget, a country) are then locked only while this one statement
+    runs. Inside the send's transaction they stayed locked until its commit,
+    and every parallel send queued behind whichever thread held them.
+
+    A refusal here undoes this call's increments before it raises; a send
+    refused later is undone by the caller with :func:`uncount_send`.
+
+    :returns: what was incremented, for :func:`uncount_send`.
     """
     if not counters:
-        return
+        return []
     table = _table(RateCounter)
     blockable = [c.key for c in counters if c.block_seconds]
-    values = ", ".join(["(%s, %s, 1, 0, 0, 0)"] * len(counters))
-    params: list[str | int] = []
-    for counter in counters:
-        params += [counter.key, now // counter.window]
-    # A blocked prefix or country increments nothing, not even the budget.
+    # A blocked prefix or country increments nothing, not even the budget
+    # (the guard covers existing rows; new ones are undone below).
     guard = ""
+    guard_params: list[str | int] = []
     if blockable:
         guard = (
             f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS b WHERE b.key IN "
             f"({', '.join(['%s'] * len(blockable))}) AND b.blocked_until > %s)"
         )
-        params += [*blockable, now]
+        guard_params = [*blockable, now]
     same = f"{table}.window_index = excluded.window_index"
+    rows = _upsert_counters(
+        [(counter.key, now // counter.window) for counter in counters],
+        initial=1,
+        on_conflict=(
+            f"previous_count = CASE WHEN {same} THEN {table}.previous_count "
+            f"WHEN {table}.window_index = excluded.window_index - 1 THEN {table}.count ELSE 0 END, "
+            f"alert_level = CASE WHEN {same} THEN {table}.alert_level ELSE 0 END, "
+            f"count = CASE WHEN {same} THEN {table}.count + 1 ELSE 1 END, "
+            f"window_index = excluded.window_index{guard}"
+        ),
+        params=guard_params,
+    )
+    counted = [(key, row[2]) for key, row in rows.items()]
+    try:
+        if len(rows) < len(counters):
+            _raise_for_block(blockable, now)
+        for counter in counters:
+            count, previous, window_index, alert_level = rows[counter.key]
+            used = estimate(count, previous, window_index, counter.window, now)
+            if counter.block_seconds:
+                if used > counter.limit:
+                    raise VelocityTripped(counter, now)
+            else:
+                _alert_budget(counter, used, window_index, alert_level)
+                if used > counter.limit:
+                    raise BudgetExhausted(
+                        f"{counter.key} send budget spent",
+                        retry_after=coarse((window_index + 1) * counter.window - now),
+                    )
+    except (RateLimited, BudgetExhausted) as err:
+        uncount_send(counted)
+        if isinstance(err, VelocityTripped):
+            err.persist()
+        raise
+    return counted
+
+
+def uncount_send(counted: Counted) -> None:
+    """Take back what :func:`count_send` counted, for a send that did not go ahead.
+
+    A counter whose window moved on meanwhile is left alone. Best effort: if
+    the database fails here the send stays counted, which only errs on the
+    safe side of a budget.
+    """
+    if not counted:
+        return
+    table = _table(RateCounter)
+    try:
+        # The same sorted upsert as the count, so both lock rows in one order.
+        _upsert_counters(
+            sorted(counted),
+            initial=0,
+            on_conflict=(
+                f"count = CASE WHEN {table}.window_index = excluded.window_index AND {table}.count > 0 "
+                f"THEN {table}.count - 1 ELSE {table}.count END"
+            ),
+            params=[],
+        )
+    except DatabaseError:
+        logger.warning("could not take back a refused send's counts")
+
+
+def _upsert_counters(
+    keys: list[tuple[str, int]], *, initial: int, on_conflict: str, params: list[str | int]
+) -> dict[str, tuple[int, int, int, int]]:
+    """One ``INSERT ... ON CONFLICT DO UPDATE`` over (key, window index) pairs, in their order.
+
+    :returns: (count, previous count, window index, alert level) by key, for the rows it changed.
+    """
+    table = _table(RateCounter)
+    values = ", ".join([f"(%s, %s, {initial}, 0, 0, 0)"] * len(keys))
+    row_params: list[str | int] = [value for pair in keys for value in pair]
     sql = (
         f"INSERT INTO {table} (key, window_index, count, previous_count, blocked_until, alert_level) "
-        f"VALUES {values} ON CONFLICT (key) DO UPDATE SET "
-        f"previous_count = CASE WHEN {same} THEN {table}.previous_count "
-        f"WHEN {table}.window_index = excluded.window_index - 1 THEN {table}.count ELSE 0 END, "
-        f"alert_level = CASE WHEN {same} THEN {table}.alert_level ELSE 0 END, "
-        f"count = CASE WHEN {same} THEN {table}.count + 1 ELSE 1 END, "
-        f"window_index = excluded.window_index{guard} "
+        f"VALUES {values} ON CONFLICT (key) DO UPDATE SET {on_conflict} "
         f"RETURNING key, count, previous_count, window_index, alert_level"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = {row[0]: row[1:] for row in cursor.fetchall()}
-    if len(rows) < len(counters):
-        _raise_for_block(blockable, now)
-    for counter in counters:
-        count, previous, window_index, alert_level = rows[counter.key]
-        used = estimate(count, previous, window_index, counter.window, now)
-        if counter.block_seconds:
-            if used > counter.limit:
-                raise VelocityTripped(counter, now)
-        else:
-            _alert_budget(counter, used, window_index, alert_level)
-            if used > counter.limit:
-                raise BudgetExhausted(
-                    f"{counter.key} send budget spent", retry_after=coarse((window_index + 1) * counter.window - now)
-                )
+        cursor.execute(sql, row_params + params)
+        return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
 def _raise_for_block(keys: list[str], now: int) -> None:
@@ -236,11 +300,7 @@ def _raise_for_block(keys: list[str], now: int) -> None:
 
 
 class VelocityTripped(RateLimited):
-    """A prefix or country went over its velocity limit.
-
-    The send transaction rolls back, so the caller persists the block
-    afterwards with :meth:`persist`.
-    """
+    """A prefix or country went over its velocity limit; :func:`count_send` persists the block."""
 
     def __init__(self, counter: Counter, now: int) -> None:
         super().__init__(f"{counter.key.split(':')[0]} velocity", retry_after=coarse(counter.block_seconds))

@@ -155,25 +155,32 @@ def _mark_failed(attempt: Any) -> None:
 
 
 def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> Any:
-    """Run ``reserve()`` in one transaction with every send limit, and count the send.
+    """Count the send against every limit, then run ``reserve()`` under the phone's row lock.
 
-    The phone's state row stays locked until commit, so parallel sends for one
-    number queue up and the second sees the first one's cooldown. A refused
-    send rolls back whole: it consumes neither the budget nor a row.
+    The shared counters (prefix, country, budget) are counted first, by one
+    statement of their own, so those rows are never held for a whole
+    transaction. The phone's state row then stays locked until commit, so
+    parallel sends for one number queue up and the second sees the first one's
+    cooldown. A refused send spends no budget (its counts are taken back) and
+    leaves no row.
     """
     try:
-        with transaction.atomic():
-            now = limits.now_seconds()
-            state = limits.lock_phone(phone)
-            sends = limits.check_send_allowed(state, now)
-            reserved = reserve()
-            if reserved is None:
-                return None
-            limits.record_send(phone, sends, now)
-            limits.count_send(limits.send_counters(phone, region), now)
-            return reserved
+        now = limits.now_seconds()
+        counted = limits.count_send(limits.send_counters(phone, region), now)
+        committed = None
+        try:
+            with transaction.atomic():
+                state = limits.lock_phone(phone)
+                sends = limits.check_send_allowed(state, now)
+                reserved = reserve()
+                if reserved is not None:
+                    limits.record_send(phone, sends, now)
+            committed = reserved
+        finally:
+            if committed is None:
+                limits.uncount_send(counted)
+        return committed
     except limits.VelocityTripped as err:
-        err.persist()
         events.log_event(
             events.SEND_BLOCKED,
             phone=phone,

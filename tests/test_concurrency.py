@@ -126,3 +126,38 @@ def test_parallel_guesses_count_once_each_against_the_phone(infobip, settings):
     run_parallel(lambda: services.verify_code(PHONE, "000000"))
     verify_calls = [c for c in infobip.calls if c.request.url.endswith("/verify")]
     assert PhoneState.objects.get(phone=PHONE).consecutive_failures == len(verify_calls) == 5
+
+
+def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_limits, monkeypatch):
+    """Once one send is counted, sends for other numbers go ahead while its transaction runs.
+
+    Every send counts against the same hourly, daily and country rows; held
+    until the send commits, they made all sends of a site wait for each other.
+    """
+    from otp import limits
+    from otp.models import RateCounter
+
+    inside, release = threading.Event(), threading.Event()
+    count_send = limits.count_send
+
+    def counted_then_held(counters: Any, now: int) -> Any:
+        counted = count_send(counters, now)
+        if any(counter.key == f"prefix:{PHONE[:-4]}" for counter in counters):
+            inside.set()
+            release.wait(timeout=10)
+        return counted
+
+    monkeypatch.setattr(limits, "count_send", counted_then_held)
+    held = threading.Thread(target=lambda: (services.send_code(PHONE), connection.close()))
+    held.start()
+    try:
+        assert inside.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '1s'")  # a wait on a held row fails instead of hanging
+        other = services.send_code("+12125550199")  # same country, same hourly and daily budget
+        assert other.status == AttemptStatus.PENDING
+    finally:
+        release.set()
+        held.join(timeout=10)
+    assert RateCounter.objects.get(key="global:hour").count == 2
+    assert len(outbox) == 2

@@ -251,6 +251,22 @@ def test_a_blocked_prefix_spends_no_budget(otp_api, outbox, limits):
     assert OtpAttempt.objects.count() == 2  # refused sends leave no row
 
 
+def test_a_send_refused_by_the_phone_cooldown_spends_no_budget(otp_api, outbox, limits):
+    limits(IP_SEND_RATE=None)
+    assert send(otp_api, PHONE).status_code == 200
+    assert_limited(send(otp_api, PHONE))
+    counts = dict(RateCounter.objects.values_list("key", "count"))
+    assert counts == {"global:day": 1, "global:hour": 1, "country:US": 1, f"prefix:{PHONE[:-4]}": 1}
+    assert OtpAttempt.objects.count() == 1
+
+
+def test_a_resend_with_nothing_in_flight_counts_once(otp_api, outbox, limits):
+    limits(IP_SEND_RATE=None)
+    response = otp_api.post("/resend-otp", {"phoneNumber": PHONE}, REMOTE_ADDR="203.0.113.7")
+    assert response.status_code == 200 and len(outbox) == 1
+    assert RateCounter.objects.get(key="global:hour").count == 1
+
+
 def test_country_velocity(otp_api, outbox, limits):
     limits(IP_SEND_RATE=None, MAX_SENDS_PER_COUNTRY_PER_HOUR=3, MAX_SENDS_PER_PREFIX_PER_HOUR=None)
     for number in phones(3):
