@@ -7,8 +7,9 @@ CPU of an OTP request (the IP limiter and the circuit breaker make several
 cache calls each). This backend keeps one client per connection pool; the
 clients share the pools' connections exactly as before and are thread-safe.
 ``incr`` is one round trip (a server-side script) instead of Django's two
-(``EXISTS`` then ``INCRBY``); django-ratelimit calls it on every counted
-request.
+(``EXISTS`` then ``INCRBY``), and ``count`` adds one to a counter that it
+creates with an expiry when missing, also in one round trip (the IP limits'
+fixed windows, see :mod:`otp.iplimits`).
 
     CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": "redis://..."}}
 """
@@ -27,23 +28,38 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return false
 """
+# A window counter: created with its expiry by the first count, never extended.
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
-        self._incr_script: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    def _run(self, script: str, key: Any, *args: Any) -> Any:
+        client = self.get_client(key, write=True)
+        runner = self._scripts.get(script)
+        if runner is None:
+            # EVALSHA, loading the script again if the server lost it.
+            runner = self._scripts.setdefault(script, client.register_script(script))
+        return runner(keys=[key], args=list(args), client=client)
 
     def incr(self, key: Any, delta: int) -> int:
-        client = self.get_client(key, write=True)
-        if self._incr_script is None:
-            # EVALSHA, loading the script again if the server lost it.
-            self._incr_script = client.register_script(_INCR_EXISTING)
-        value = self._incr_script(keys=[key], args=[delta], client=client)
+        value = self._run(_INCR_EXISTING, key, delta)
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
+
+    def count(self, key: Any, timeout: int) -> int:
+        return int(self._run(_COUNT, key, timeout))
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         # Django's own (untyped in the stubs) helpers: the pool, and the redis.Redis class.
@@ -58,3 +74,8 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+    def count(self, key: str, timeout: int, version: int | None = None) -> int:
+        """Add one to the counter ``key`` and return it; a missing one starts at 1 and lives ``timeout`` seconds."""
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.count(key, timeout)  # type: ignore[attr-defined]

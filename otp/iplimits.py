@@ -8,11 +8,17 @@ JSON, so a ``post:`` key would put every client in one bucket.
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
+from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
+from django_ratelimit import ALL
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
 
 from otp import events
+from otp.cache import RedisCache
 from otp.client_ip import client_ip, ip_bucket
 from otp.conf import otp_settings
 from otp.exceptions import LimiterUnavailable, RateLimited
@@ -36,7 +42,7 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
     if rate is None:
         return
     try:
-        usage = get_usage(request, group=f"otp.{scope}", key=_ip_key, rate=rate, increment=True)
+        usage = _count(request, f"otp.{scope}", rate)
     except Exception as err:  # any cache client error: we cannot know the count
         events.log_event(
             events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation="ip_limit", error=type(err).__name__
@@ -50,3 +56,22 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
             raise LimiterUnavailable("the rate-limit cache is unavailable")
         events.log_event(events.RATE_LIMITED, phone=phone, scope=f"ip_{scope}")
         raise RateLimited(f"ip {scope} rate", retry_after=coarse(usage["time_left"]))
+
+
+def _count(request: HttpRequest, group: str, rate: str) -> dict[str, Any] | None:
+    """django-ratelimit's ``get_usage(..., increment=True)``, in one cache round trip on Redis.
+
+    ``get_usage`` adds the window's key, then increments it when it existed:
+    two round trips for every request after an IP's first in a window. On
+    :class:`otp.cache.RedisCache` the same key (django-ratelimit's window and
+    key scheme) is counted by one atomic command, so the count is shared with
+    anything else that counts that group through django-ratelimit.
+    """
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    if not isinstance(cache, RedisCache) or not getattr(settings, "RATELIMIT_ENABLE", True):
+        return get_usage(request, group=group, key=_ip_key, rate=rate, increment=True)
+    limit, period = _split_rate(rate)
+    value = _ip_key(group, request)
+    window = _get_window(value, period)
+    count = cache.count(_make_cache_key(group, window, rate, value, ALL), period + EXPIRATION_FUDGE)
+    return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - int(time.time())}

@@ -55,9 +55,8 @@ def test_incr_survives_a_server_that_forgot_its_scripts(cache):
     assert cache.incr("s") == 2
 
 
-def test_incr_is_one_round_trip(cache):
-    cache.add("r", 0, timeout=10)
-    cache.incr("r")  # loads the script
+def commands_sent(cache, call):
+    """The Redis commands ``call()`` sends, and its result."""
     client = cache._cache.get_client(write=True)
     sent = []
     original = client.execute_command
@@ -68,10 +67,36 @@ def test_incr_is_one_round_trip(cache):
 
     client.execute_command = counting
     try:
-        assert cache.incr("r") == 2
+        return sent, call()
     finally:
         del client.execute_command
-    assert sent == ["EVALSHA"]
+
+
+def test_incr_is_one_round_trip(cache):
+    cache.add("r", 0, timeout=10)
+    cache.incr("r")  # loads the script
+    assert commands_sent(cache, lambda: cache.incr("r")) == (["EVALSHA"], 2)
+
+
+def test_count_creates_the_counter_with_its_expiry_and_never_extends_it(cache):
+    raw = redis.Redis.from_url(URL)
+    key = cache.make_and_validate_key("c")
+    assert cache.count("c", 30) == 1
+    assert 0 < raw.ttl(key) <= 30
+    raw.expire(key, 5)
+    assert [cache.count("c", 30) for _ in range(2)] == [2, 3]
+    assert 0 < raw.ttl(key) <= 5
+    assert cache.get("c") == 3  # an ordinary integer to the rest of the cache API
+
+
+def test_count_is_one_round_trip_and_atomic(cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache.count("k", 10)  # loads the script
+    assert commands_sent(cache, lambda: cache.count("k", 10)) == (["EVALSHA"], 2)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: cache.count("k", 10), range(400)))
+    assert cache.get("k") == 402
 
 
 def test_parallel_incrs_lose_no_count(cache):
@@ -81,3 +106,27 @@ def test_parallel_incrs_lose_no_count(cache):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: cache.incr("p"), range(400)))
     assert cache.get("p") == 400
+
+
+def test_the_ip_limit_counts_in_django_ratelimits_own_bucket(cache, settings, rf):
+    """One round trip per request, in the very bucket django-ratelimit's get_usage counts."""
+    from django.core.cache import caches
+    from django_ratelimit.core import get_usage
+
+    from otp import iplimits
+    from otp.exceptions import RateLimited
+
+    settings.CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": URL, "KEY_PREFIX": "otp-cache-test"}}
+    settings.OTP = {**settings.OTP, "IP_SEND_RATE": "4/m"}
+    request = rf.post("/send-otp", REMOTE_ADDR="203.0.113.9")
+    iplimits.check_ip_limit(request, iplimits.SEND)  # loads the script
+    sent, _ = commands_sent(caches["default"], lambda: iplimits.check_ip_limit(request, iplimits.SEND))
+    assert sent == ["EVALSHA"]
+    usage = get_usage(request, group="otp.send", key=iplimits._ip_key, rate="4/m", increment=True)
+    assert usage["count"] == 3
+    iplimits.check_ip_limit(request, iplimits.SEND)
+    with pytest.raises(RateLimited) as refused:
+        iplimits.check_ip_limit(request, iplimits.SEND)
+    assert refused.value.retry_after >= 60
+    other = rf.post("/send-otp", REMOTE_ADDR="203.0.113.10")
+    iplimits.check_ip_limit(other, iplimits.SEND)  # another IP, another bucket
