@@ -81,46 +81,69 @@ class PendingAttempt:
     pk: int
     pin_id: str | None
     expired: bool
-    failed_verifies: int
     user_id: int | None
     locked_until: int
     phone_failures: int
+    #: The verify slot this call took (1 to the cap), or None if it took none.
+    slot: int | None
 
 
-def newest_pending(phone: str, purpose: str, now: datetime) -> PendingAttempt | None:
-    """The phone's newest pending attempt for ``purpose``, with the phone's lockout state."""
-    row = execute(
-        f"SELECT a.id, a.pin_id, CASE WHEN a.expires_at > %s THEN 0 ELSE 1 END, a.failed_verifies, a.user_id, "  # noqa: S608
-        f"COALESCE(p.locked_until, 0), COALESCE(p.consecutive_failures, 0) "
-        f"FROM {_T} a LEFT JOIN {_P} p ON p.phone = a.phone "
-        f"WHERE a.phone = %s AND a.purpose = %s AND a.status = '{PENDING}' ORDER BY a.id DESC LIMIT 1",
-        [_time(now), phone, purpose],
-    )
+_NEWEST_PENDING = (
+    f"SELECT a.id, a.pin_id, CASE WHEN a.expires_at > %s THEN 0 ELSE 1 END AS expired, a.user_id, "  # noqa: S608
+    f"COALESCE(p.locked_until, 0) AS locked_until, COALESCE(p.consecutive_failures, 0) AS phone_failures "
+    f"FROM {_T} a LEFT JOIN {_P} p ON p.phone = a.phone "
+    f"WHERE a.phone = %s AND a.purpose = %s AND a.status = '{PENDING}' ORDER BY a.id DESC LIMIT 1"
+)
+# Rechecked on the row itself: a parallel verify may have taken the last slot.
+_SLOT_FREE = f"t.status = '{PENDING}' AND t.failed_verifies < %s AND t.expires_at > %s"
+
+
+def claim_verify_slot(
+    phone: str, purpose: str, now: datetime, seconds: int, max_attempts: int
+) -> PendingAttempt | None:
+    """The phone's newest pending attempt for ``purpose``, with one verify attempt counted against it.
+
+    The slot is taken only if the attempt has a pinId, is unexpired and under
+    ``max_attempts``, and its phone is not locked out at ``seconds`` (epoch);
+    otherwise ``slot`` is None and the other fields tell why. On PostgreSQL
+    the look-up and the claim are one statement.
+    """
+    when = _time(now)
+    if connection.vendor == "postgresql":
+        row = execute(
+            f"WITH a AS ({_NEWEST_PENDING}), taken AS ("  # noqa: S608
+            f"UPDATE {_T} AS t SET failed_verifies = t.failed_verifies + 1 FROM a WHERE t.id = a.id "
+            f"AND a.pin_id IS NOT NULL AND a.expired = 0 AND a.locked_until <= %s AND {_SLOT_FREE} "
+            f"RETURNING t.failed_verifies) "
+            f"SELECT a.*, (SELECT failed_verifies FROM taken) FROM a",
+            [when, phone, purpose, seconds, max_attempts, when],
+        )
+        return None if row is None else _pending(row[:6], row[6])
+    row = execute(_NEWEST_PENDING, [when, phone, purpose])
     if row is None:
         return None
+    attempt = _pending(row, None)
+    if attempt.pin_id and not attempt.expired and attempt.locked_until <= seconds:
+        taken = execute(
+            f"UPDATE {_T} AS t SET failed_verifies = failed_verifies + 1 WHERE t.id = %s AND {_SLOT_FREE} "  # noqa: S608
+            f"RETURNING failed_verifies",
+            [attempt.pk, max_attempts, when],
+        )
+        attempt.slot = int(taken[0]) if taken else None
+    return attempt
+
+
+def _pending(row: Any, slot: int | None) -> PendingAttempt:
+    pk, pin_id, expired, user_id, locked_until, phone_failures = row
     return PendingAttempt(
-        pk=row[0],
-        pin_id=row[1],
-        expired=bool(row[2]),
-        failed_verifies=row[3],
-        user_id=row[4],
-        locked_until=int(row[5]),
-        phone_failures=int(row[6]),
+        pk=pk,
+        pin_id=pin_id,
+        expired=bool(expired),
+        user_id=user_id,
+        locked_until=int(locked_until),
+        phone_failures=int(phone_failures),
+        slot=None if slot is None else int(slot),
     )
-
-
-def reserve_verify_slot(attempt_id: int, max_attempts: int, now: datetime) -> int | None:
-    """Count one verify attempt if the attempt is pending, unexpired and under the cap.
-
-    :returns: the slot taken (1 to ``max_attempts``), or None when none is left.
-    """
-    row = execute(
-        f"UPDATE {_T} SET failed_verifies = failed_verifies + 1 "  # noqa: S608
-        f"WHERE id = %s AND status = '{PENDING}' AND failed_verifies < %s AND expires_at > %s "
-        f"RETURNING failed_verifies",
-        [attempt_id, max_attempts, _time(now)],
-    )
-    return int(row[0]) if row else None
 
 
 def mark_verified(attempt_id: int, verified_at: datetime) -> bool:

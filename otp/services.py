@@ -299,11 +299,12 @@ def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
     purpose = validate_purpose(purpose)
     now = timezone.now()
-    attempt = attempt_sql.newest_pending(phone, purpose, now)
+    seconds = limits.now_seconds()
+    max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
+    attempt = attempt_sql.claim_verify_slot(phone, purpose, now, seconds, max_attempts)
     if attempt is None or not attempt.pin_id:
         _verify_failed(phone, purpose, "no_pending_attempt")
     pin_id: str = attempt.pin_id
-    seconds = limits.now_seconds()
     if attempt.locked_until > seconds:
         events.log_event(events.RATE_LIMITED, phone=phone, scope="phone_lockout")
         raise RateLimited(
@@ -312,9 +313,7 @@ def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
     if attempt.expired:
         attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "expired")
-
-    max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
-    slot = attempt_sql.reserve_verify_slot(attempt.pk, max_attempts, now)
+    slot = attempt.slot
     if slot is None:
         # Not closed here: verifies holding the last slots may still be at the
         # provider, and one of them may carry the right PIN. The last failing

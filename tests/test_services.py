@@ -130,6 +130,19 @@ def test_local_expiry_closes_without_provider_call(outbox, infobip):
         services.verify_code(PHONE, "123456")
     assert len(infobip.calls) == 1  # only the send
     assert statuses() == [AttemptStatus.EXPIRED]
+    assert OtpAttempt.objects.get().failed_verifies == 0  # no verify slot was taken
+
+
+def test_a_locked_out_phone_takes_no_verify_slot(outbox):
+    from otp.exceptions import RateLimited
+    from otp.models import PhoneState
+
+    services.send_code(PHONE)
+    PhoneState.objects.filter(phone=PHONE).update(locked_until=int(timezone.now().timestamp()) + 600)
+    with pytest.raises(RateLimited):
+        services.verify_code(PHONE, outbox[0].pin)
+    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert statuses() == [AttemptStatus.PENDING]
 
 
 def test_verify_just_before_expiry_succeeds(outbox):
