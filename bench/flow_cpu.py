@@ -47,7 +47,7 @@ PARTS = (
     ("rest_framework.serializers", "Serializer.is_valid", "serializer"),
     ("django_ratelimit.core", "_make_cache_key", "IP limit key"),
     ("otp.cache", "ReusingRedisCacheClient.count", "Redis: IP limit count"),
-    ("otp.circuit", "before_call", "Redis: circuit breaker read"),
+    ("otp.circuit", "before_call", "circuit breaker check"),
     ("otp.views", "SendCodeView.post", "send view and service (the rest)"),
     ("otp.views", "VerifyCodeView.post", "verify view and service (the rest)"),
     ("django.db.backends.utils", "CursorWrapper.execute", "SQL statements"),

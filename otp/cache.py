@@ -16,6 +16,7 @@ fixed windows, see :mod:`otp.iplimits`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -28,13 +29,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return false
 """
-# A window counter: created with its expiry by the first count, never extended.
+# A window counter: created with its expiry by the first count, never extended;
+# then the values of any further keys, read in the same round trip.
 _COUNT = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
-return count
+if #KEYS == 1 then
+  return {count}
+end
+return {count, unpack(redis.call('MGET', unpack(KEYS, 2)))}
 """
 
 
@@ -44,22 +49,24 @@ class ReusingRedisCacheClient(RedisCacheClient):
         self._clients: dict[int, Any] = {}
         self._scripts: dict[str, Any] = {}
 
-    def _run(self, script: str, key: Any, *args: Any) -> Any:
-        client = self.get_client(key, write=True)
+    def _run(self, script: str, keys: list[Any], *args: Any) -> Any:
+        client = self.get_client(keys[0], write=True)
         runner = self._scripts.get(script)
         if runner is None:
             # EVALSHA, loading the script again if the server lost it.
             runner = self._scripts.setdefault(script, client.register_script(script))
-        return runner(keys=[key], args=list(args), client=client)
+        return runner(keys=keys, args=list(args), client=client)
 
     def incr(self, key: Any, delta: int) -> int:
-        value = self._run(_INCR_EXISTING, key, delta)
+        value = self._run(_INCR_EXISTING, [key], delta)
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
 
-    def count(self, key: Any, timeout: int) -> int:
-        return int(self._run(_COUNT, key, timeout))
+    def count(self, key: Any, timeout: int, reads: list[Any]) -> tuple[int, list[Any]]:
+        count, *values = self._run(_COUNT, [key, *reads], timeout)
+        loads = self._serializer.loads  # type: ignore[attr-defined]  # set by Django, untyped in the stubs
+        return int(count), [None if value is None else loads(value) for value in values]
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         # Django's own (untyped in the stubs) helpers: the pool, and the redis.Redis class.
@@ -77,5 +84,15 @@ class RedisCache(DjangoRedisCache):
 
     def count(self, key: str, timeout: int, version: int | None = None) -> int:
         """Add one to the counter ``key`` and return it; a missing one starts at 1 and lives ``timeout`` seconds."""
-        key = self.make_and_validate_key(key, version=version)
-        return self._cache.count(key, timeout)  # type: ignore[attr-defined]
+        return self.count_and_get(key, timeout, (), version=version)[0]
+
+    def count_and_get(
+        self, key: str, timeout: int, reads: Sequence[str], version: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """:meth:`count`, and ``get_many(reads)`` in the same round trip."""
+        count, values = self._cache.count(  # type: ignore[attr-defined]
+            self.make_and_validate_key(key, version=version),
+            timeout,
+            [self.make_and_validate_key(read, version=version) for read in reads],
+        )
+        return count, {read: value for read, value in zip(reads, values, strict=True) if value is not None}

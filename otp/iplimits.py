@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
 
-from otp import events
+from otp import circuit, events
 from otp.cache import RedisCache
 from otp.client_ip import client_ip, ip_bucket
 from otp.conf import otp_settings
@@ -65,7 +65,8 @@ def _count(request: HttpRequest, group: str, rate: str) -> dict[str, Any] | None
     two round trips for every request after an IP's first in a window. On
     :class:`otp.cache.RedisCache` the same key (django-ratelimit's window and
     key scheme) is counted by one atomic command, so the count is shared with
-    anything else that counts that group through django-ratelimit.
+    anything else that counts that group through django-ratelimit. The same
+    round trip reads the circuit breaker's state when it lives in this cache.
     """
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     if not isinstance(cache, RedisCache) or not getattr(settings, "RATELIMIT_ENABLE", True):
@@ -73,5 +74,10 @@ def _count(request: HttpRequest, group: str, rate: str) -> dict[str, Any] | None
     limit, period = _split_rate(rate)
     value = _ip_key(group, request)
     window = _get_window(value, period)
-    count = cache.count(_make_cache_key(group, window, rate, value, ALL), period + EXPIRATION_FUDGE)
+    reads = circuit.prefetch_keys(cache)
+    count, values = cache.count_and_get(
+        _make_cache_key(group, window, rate, value, ALL), period + EXPIRATION_FUDGE, reads
+    )
+    if reads:
+        circuit.remember(values)
     return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - int(time.time())}

@@ -89,6 +89,15 @@ def test_count_creates_the_counter_with_its_expiry_and_never_extends_it(cache):
     assert cache.get("c") == 3  # an ordinary integer to the rest of the cache API
 
 
+def test_count_and_get_reads_other_keys_in_the_same_round_trip(cache):
+    cache.set("int", 7, timeout=10)
+    cache.set("float", 1.5, timeout=10)  # pickled by Django's serializer
+    cache.count("c", 10)  # loads the script
+    sent, (count, values) = commands_sent(cache, lambda: cache.count_and_get("c", 10, ["int", "float", "missing"]))
+    assert sent == ["EVALSHA"]
+    assert (count, values) == (2, {"int": 7, "float": 1.5})
+
+
 def test_count_is_one_round_trip_and_atomic(cache):
     from concurrent.futures import ThreadPoolExecutor
 

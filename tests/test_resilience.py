@@ -32,7 +32,36 @@ def send_calls(mock) -> int:
     return sum(1 for call in mock.calls if call.request.url.endswith("/2fa/2/pin"))
 
 
-def test_circuit_opens_fails_fast_then_probes_and_closes(otp_api, infobip, settings, caplog):
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def shared_redis(settings):
+    """The circuit and the IP limiter in one Redis cache: the limiter then reads the circuit."""
+    import redis
+    from django.core.cache import caches
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    settings.CACHES = {
+        "default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "otp-circuit-test"}
+    }
+    settings.OTP = {**settings.OTP, "IP_SEND_RATE": "1000/m", "IP_VERIFY_RATE": "1000/m"}
+    yield caches["default"]
+    caches["default"].clear()
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def breaker_cache(request):
+    """The circuit's cache: the tests' locmem, or Redis shared with the IP limiter."""
+    if request.param == "redis":
+        request.getfixturevalue("shared_redis")
+    return request.param
+
+
+def test_circuit_opens_fails_fast_then_probes_and_closes(otp_api, infobip, settings, caplog, breaker_cache):
     settings.OTP = {**settings.OTP, "CIRCUIT_FAILURES": 3, "CIRCUIT_OPEN_SECONDS": 30}
     caplog.set_level(logging.INFO, logger="otp.security")
     infobip.post(PIN_URL, status=500)
@@ -55,6 +84,25 @@ def test_circuit_opens_fails_fast_then_probes_and_closes(otp_api, infobip, setti
         assert otp_api.send(phones[5]).status_code == 200
     names = [getattr(r, "otp_event", {}).get("event") for r in caplog.records]
     assert names.count("otp_provider_circuit_open") == 1 and names.count("otp_provider_circuit_closed") == 1
+
+
+def test_the_ip_limiter_reads_the_circuit_in_its_own_round_trip(otp_api, outbox, shared_redis):
+    from tests.test_cache import commands_sent
+
+    sent, response = commands_sent(shared_redis, lambda: otp_api.send(PHONE))
+    assert response.status_code == 200
+    assert "MGET" not in sent and sent.count("EVALSHA") == 1, sent
+
+
+def test_a_prefetched_circuit_state_serves_one_call_and_only_while_fresh(monkeypatch):
+    circuit.remember({circuit.OPEN_UNTIL_KEY: time.time() + 30})
+    with pytest.raises(Exception, match="circuit is open"):
+        circuit.before_call()
+    assert circuit.before_call() == {}  # read afresh: the shared state is closed
+    circuit.remember({circuit.OPEN_UNTIL_KEY: time.time() + 30})
+    later = time.monotonic() + circuit.PREFETCH_MAX_AGE + 0.1
+    monkeypatch.setattr(circuit.time, "monotonic", lambda: later)
+    assert circuit.before_call() == {}  # too old: read afresh
 
 
 def test_failed_probe_reopens_and_only_one_probe_passes(infobip, settings):
