@@ -102,23 +102,28 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
 
     attempt = _within_send_limits(phone, region, purpose, create_attempt)
     assert attempt is not None
-    this = OtpAttempt.objects.filter(pk=attempt.pk)
+
+    def this() -> Any:
+        # Only the failure paths change the row through the ORM; a queryset
+        # built up front cost as much CPU as one of the send's statements.
+        return OtpAttempt.objects.filter(pk=attempt.pk)
+
     try:
         result = call_provider(lambda: provider.send(phone, channel=channel))
     except Exception as err:
-        _mark_failed(this)
+        _mark_failed(this())
         if isinstance(err, ProviderError):
             _log_provider_error("send", phone, err)
         raise
     try:
         if not result.delivered:
-            this.update(status=AttemptStatus.FAILED, pin_id=result.pin_id)
+            this().update(status=AttemptStatus.FAILED, pin_id=result.pin_id)
             events.log_event(events.SEND_FAILED, phone=phone, level=logging.WARNING, reason="not_delivered")
             raise SendRejected("the provider did not deliver the message")
         _record_delivery(attempt, result.pin_id)
     except IntegrityError as err:
         # A pinId we already hold: the provider is not behaving; fail closed.
-        _mark_failed(this)
+        _mark_failed(this())
         raise ProviderUnavailable("the provider returned a pinId already in use") from err
     except DatabaseError:
         # The SMS is out but its pinId is not stored: the row stays "sending"
