@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
 
@@ -42,14 +42,36 @@ def insert_attempt(
     channel: str,
     created_at: datetime,
     expires_at: datetime,
-) -> int:
-    row = execute(
-        f"INSERT INTO {_T} (phone, pin_id, status, channel, purpose, provider, failed_verifies, user_id, "  # noqa: S608
-        f"created_at, expires_at, verified_at, resends) VALUES (%s, NULL, %s, %s, %s, %s, 0, %s, %s, %s, NULL, 0) "
-        f"RETURNING id",
-        [phone, SENDING, channel, purpose, provider, user_id, _time(created_at), _time(expires_at)],
+    claim: tuple[str, list[Any]] | None = None,
+) -> int | None:
+    """Insert a ``sending`` attempt; with ``claim`` (an ``UPDATE`` statement), only if it changes a row.
+
+    The two are one statement on PostgreSQL and one transaction elsewhere.
+
+    :returns: the new attempt's id, or None if the claim changed nothing.
+    """
+    columns = (
+        "phone, pin_id, status, channel, purpose, provider, failed_verifies, user_id, created_at, expires_at, "
+        "verified_at, resends"
     )
-    return int(row[0])
+    values = "%s, NULL, %s, %s, %s, %s, 0, %s, %s, %s, NULL, 0"
+    params = [phone, SENDING, channel, purpose, provider, user_id, _time(created_at), _time(expires_at)]
+    insert = f"INSERT INTO {_T} ({columns}) VALUES ({values}) RETURNING id"  # noqa: S608
+    if claim is None:
+        row = execute(insert, params)
+    elif connection.vendor == "postgresql":
+        claim_sql, claim_params = claim
+        row = execute(
+            f"WITH claimed AS ({claim_sql} RETURNING 1) "  # noqa: S608
+            f"INSERT INTO {_T} ({columns}) SELECT {values} FROM claimed RETURNING id",
+            [*claim_params, *params],
+        )
+    else:
+        with transaction.atomic():
+            if not execute(*claim):
+                return None
+            row = execute(insert, params)
+    return None if row is None else int(row[0])
 
 
 def record_delivery(attempt_id: int, phone: str, purpose: str, pin_id: str) -> None:

@@ -1,9 +1,10 @@
 """Database-backed limits: per phone, per prefix, per country and site-wide.
 
 They hold across processes and instances with no cache: every counter is
-changed by one atomic SQL statement, and a phone's state row is locked for the
-length of its send transaction, so parallel sends for one number queue up.
-The upserts use ``INSERT ... ON CONFLICT ... RETURNING``, which PostgreSQL and
+changed by one atomic SQL statement, and a send records itself on its phone's
+state row only if that row is still what the send read and checked (compare
+and swap), so of two parallel sends for one number the second sees the
+first one's cooldown. The upserts use ``INSERT ... ON CONFLICT ... RETURNING``, which PostgreSQL and
 SQLite (3.35+) both speak.
 """
 
@@ -13,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import DatabaseError, connection
 from django.db.models import Model
@@ -49,26 +51,62 @@ def _table(model: type[Model]) -> str:
 
 @dataclass
 class PhoneLimits:
-    """A phone's state as read under its row lock."""
+    """A phone's state as read, and the stored text its send times came from."""
 
     phone: str
     sends: list[int]
     consecutive_failures: int
     locked_until: int
+    stored_sends: str = ""
 
 
-def lock_phone(phone: str) -> PhoneLimits:
-    """Create or lock the phone's state row; call inside ``transaction.atomic``."""
+class PhoneStateChanged(Exception):
+    """Another request changed the phone's state since it was read; read it again."""
+
+
+def read_phone(phone: str) -> PhoneLimits:
+    """The phone's state, its row created if missing; no lock is held afterwards.
+
+    A send records itself with :func:`record_send`, which only succeeds if the
+    state is still what was read here.
+    """
     table = _table(PhoneState)
-    # The no-op DO UPDATE takes the row lock even when the row exists.
-    recent, failures, locked_until = execute(
-        f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) "
-        f"VALUES (%s, '', 0, 0) ON CONFLICT (phone) DO UPDATE SET phone = excluded.phone "
-        f"RETURNING recent_sends, consecutive_failures, locked_until",
-        [phone],
-    )
+    columns = "recent_sends, consecutive_failures, locked_until"
+    insert = f"INSERT INTO {table} (phone, {columns}) VALUES (%s, '', 0, 0) ON CONFLICT (phone) DO "
+    if connection.vendor == "postgresql":
+        # An existing row is only read: no new row version, no wait on a lock.
+        row = execute(
+            f"WITH created AS ({insert}NOTHING RETURNING {columns}) "
+            f"SELECT {columns} FROM created UNION ALL SELECT {columns} FROM {table} WHERE phone = %s",
+            [phone, phone],
+        )
+        if row is None:  # created by a transaction that committed during this statement
+            raise PhoneStateChanged()
+    else:
+        row = execute(f"{insert}UPDATE SET phone = excluded.phone RETURNING {columns}", [phone])
+    recent, failures, locked_until = row
     sends = [int(t) for t in recent.split(",") if t]
-    return PhoneLimits(phone=phone, sends=sends, consecutive_failures=failures, locked_until=locked_until)
+    return PhoneLimits(phone, sends, failures, locked_until, stored_sends=recent)
+
+
+def send_claim(state: PhoneLimits, sends: list[int], now: int) -> tuple[str, list[Any]]:
+    """The statement that stores the phone's send times, if its state is still ``state``.
+
+    An ``UPDATE`` that changes one row, or none when a parallel request
+    changed the phone first (compare and swap: nothing stays locked between
+    the read and this write).
+    """
+    sql = (
+        f"UPDATE {_table(PhoneState)} SET recent_sends = %s "  # noqa: S608
+        f"WHERE phone = %s AND recent_sends = %s AND locked_until = %s"
+    )
+    return sql, [",".join(str(t) for t in [*sends, now]), state.phone, state.stored_sends, state.locked_until]
+
+
+def record_send(state: PhoneLimits, sends: list[int], now: int) -> None:
+    """Store the phone's send times; :class:`PhoneStateChanged` if it changed since it was read."""
+    if not execute(*send_claim(state, sends, now)):
+        raise PhoneStateChanged()
 
 
 def check_phone_lock(state: PhoneLimits, now: int) -> None:
@@ -100,14 +138,6 @@ def cooldown_after(sends_today: int) -> int:
         return 0
     ceiling = otp_settings.RESEND_COOLDOWN_MAX_SECONDS or base
     return int(min(base * 2 ** min(sends_today - 1, 30), ceiling))
-
-
-def record_send(phone: str, sends: list[int], now: int) -> None:
-    """Store the send times (still under the row lock)."""
-    execute(
-        f"UPDATE {_table(PhoneState)} SET recent_sends = %s WHERE phone = %s",  # noqa: S608
-        [",".join(str(t) for t in [*sends, now]), phone],
-    )
 
 
 def record_verify_failure(phone: str, now: int) -> None:

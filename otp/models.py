@@ -99,7 +99,7 @@ class OtpAttempt(models.Model):
 
 
 class PhoneState(models.Model):
-    """Per-phone limit state, one row per number, updated under a row lock.
+    """Per-phone limit state, one row per number, written by compare and swap (see otp.limits).
 
     Times are Unix seconds (integers) so the limit SQL is the same on every
     database.

@@ -86,7 +86,7 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
 
     owner = _user_or_none(user)
 
-    def create_attempt() -> OtpAttempt:
+    def create_attempt(state: limits.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt:
         now = timezone.now()
         fields: dict[str, Any] = {
             "phone": phone,
@@ -97,7 +97,9 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
             "created_at": now,
             "expires_at": now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
         }
-        pk = attempt_sql.insert_attempt(**fields)
+        pk = attempt_sql.insert_attempt(**fields, claim=limits.send_claim(state, sends, seconds))
+        if pk is None:
+            raise limits.PhoneStateChanged()
         return OtpAttempt(pk=pk, status=AttemptStatus.SENDING, **fields)
 
     attempt = _within_send_limits(phone, region, purpose, create_attempt)
@@ -159,32 +161,35 @@ def _mark_failed(attempt: Any) -> None:
         logger.warning("could not mark an OTP attempt as failed")
 
 
+# Reads of the phone's state a send makes while parallel sends for the same
+# number change it between its read and its write. Each failed write means
+# another send went through, so up to this many parallel sends for one number
+# all get theirs (with the cooldown on, all but the first are refused anyway).
+_CLAIM_TRIES = 16
+
+
 def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> Any:
-    """Count the send against every limit, then run ``reserve()`` under the phone's row lock.
+    """Count the send against every limit, then ``reserve(state, sends, now)`` it for the phone.
 
     The shared counters (prefix, country, budget) are counted first, by one
     statement of their own, so those rows are never held for a whole
-    transaction. The phone's state row then stays locked until commit, so
-    parallel sends for one number queue up and the second sees the first one's
-    cooldown. A refused send spends no budget (its counts are taken back) and
-    leaves no row.
+    transaction. The phone's state is then read and checked, and ``reserve``
+    records the send only if that state is unchanged (compare and swap, with
+    no lock held in between); when a parallel send for the number wrote
+    first, the state is read and checked again, so the second of two
+    parallel sends sees the first one's cooldown. A refused send spends no
+    budget (its counts are taken back) and leaves no row.
     """
     try:
         now = limits.now_seconds()
         counted = limits.count_send(limits.send_counters(phone, region), now)
-        committed = None
+        reserved = None
         try:
-            with transaction.atomic():
-                state = limits.lock_phone(phone)
-                sends = limits.check_send_allowed(state, now)
-                reserved = reserve()
-                if reserved is not None:
-                    limits.record_send(phone, sends, now)
-            committed = reserved
+            reserved = _reserve_for_phone(phone, now, reserve)
         finally:
-            if committed is None:
+            if reserved is None:
                 limits.uncount_send(counted)
-        return committed
+        return reserved
     except limits.VelocityTripped as err:
         events.log_event(
             events.SEND_BLOCKED,
@@ -203,6 +208,16 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
         events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.ERROR, reason=str(err))
         signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason="send_budget")
         raise
+
+
+def _reserve_for_phone(phone: str, now: int, reserve: Any) -> Any:
+    for _ in range(_CLAIM_TRIES):
+        try:
+            state = limits.read_phone(phone)
+            return reserve(state, limits.check_send_allowed(state, now), now)
+        except limits.PhoneStateChanged:
+            continue
+    raise RateLimited("parallel sends for this phone", retry_after=limits.RETRY_AFTER_STEP)
 
 
 def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
@@ -231,14 +246,17 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
     phone, region = _checked_destination(phone, purpose)
     now = timezone.now()
 
-    def live_attempt() -> OtpAttempt | None:
-        return (
+    def live_attempt(state: limits.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt | None:
+        attempt = (
             OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
             .exclude(pin_id=None)
             .only("pk", "phone", "pin_id", "purpose", "user_id")
             .order_by("-pk")
             .first()
         )
+        if attempt is not None:
+            limits.record_send(state, sends, seconds)
+        return attempt
 
     attempt = _within_send_limits(phone, region, purpose, live_attempt)
     if attempt is None:

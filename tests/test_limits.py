@@ -478,3 +478,24 @@ def test_request_id_is_echoed_or_made(otp_api, outbox, limits):
     assert send(otp_api, PHONE, HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
     made = send(otp_api, PHONE, HTTP_X_REQUEST_ID="bad id\r\n")["X-Request-ID"]
     assert made != "bad id\r\n" and len(made) == 32
+
+
+def test_a_send_that_read_a_stale_phone_state_reads_it_again(otp_api, outbox, limits, monkeypatch):
+    """Compare and swap: a send whose phone changed since it read it cannot record itself on the old state."""
+    from otp import limits as phone_limits
+
+    limits(IP_SEND_RATE=None)
+    before = phone_limits.read_phone(PHONE)  # no sends yet
+    assert send(otp_api, PHONE).status_code == 200
+    reads = []
+    fresh_read = phone_limits.read_phone
+
+    def stale_first(phone):
+        reads.append(phone)
+        return before if len(reads) == 1 else fresh_read(phone)
+
+    monkeypatch.setattr(phone_limits, "read_phone", stale_first)
+    assert_limited(send(otp_api, PHONE))  # the second read sees the first send's cooldown
+    assert len(reads) == 2
+    assert OtpAttempt.objects.count() == 1 and len(outbox) == 1
+    assert RateCounter.objects.get(key="global:hour").count == 1

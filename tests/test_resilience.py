@@ -160,7 +160,7 @@ def test_database_down_before_send_means_no_sms(otp_api, outbox, monkeypatch):
     def down(phone):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("otp.limits.lock_phone", down)
+    monkeypatch.setattr("otp.limits.read_phone", down)
     response = otp_api.send()
     assert response.status_code == 503
     assert response.json() == {"error": UNAVAILABLE, "code": "temporarily_unavailable"}
