@@ -3,9 +3,9 @@
 They hold across processes and instances with no cache: every counter is
 changed by one atomic SQL statement, and a send records itself on its phone's
 state row only if that row is still what the send read and checked (compare
-and swap), so of two parallel sends for one number the second sees the
-first one's cooldown. The upserts use ``INSERT ... ON CONFLICT ... RETURNING``, which PostgreSQL and
-SQLite (3.35+) both speak.
+and swap), so of two parallel sends for one number the second sees the first
+one's cooldown. The upserts use ``INSERT ... ON CONFLICT ... RETURNING``,
+which PostgreSQL and SQLite (3.35+) both speak.
 """
 
 from __future__ import annotations
@@ -216,10 +216,10 @@ Counted = list[tuple[str, int]]
 def count_send(counters: list[Counter], now: int) -> Counted:
     """Count one SMS against every counter, or raise if a block or budget stops it.
 
-    Run it on its own, before the send's transaction: the shared rows (the
-    site-wide budget, a country) are then locked only while this one statement
-    runs. Inside the send's transaction they stayed locked until its commit,
-    and every parallel send queued behind whichever thread held them.
+    Run it as a statement of its own, before the rest of the send: the shared
+    rows (the site-wide budget, a country) are then locked only while it runs.
+    Held until a send's transaction committed, they made every parallel send
+    queue behind whichever thread held them.
 
     A refusal here undoes this call's increments before it raises; a send
     refused later is undone by the caller with :func:`uncount_send`.
