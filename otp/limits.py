@@ -65,26 +65,17 @@ class PhoneStateChanged(Exception):
 
 
 def read_phone(phone: str) -> PhoneLimits:
-    """The phone's state, its row created if missing; no lock is held afterwards.
+    """The phone's state (empty if it has no row yet): a plain read, nothing locked or written.
 
-    A send records itself with :func:`record_send`, which only succeeds if the
+    A send records itself with :func:`send_claim`, which only succeeds if the
     state is still what was read here.
     """
-    table = _table(PhoneState)
-    columns = "recent_sends, consecutive_failures, locked_until"
-    insert = f"INSERT INTO {table} (phone, {columns}) VALUES (%s, '', 0, 0) ON CONFLICT (phone) DO "
-    if connection.vendor == "postgresql":
-        # An existing row is only read: no new row version, no wait on a lock.
-        row = execute(
-            f"WITH created AS ({insert}NOTHING RETURNING {columns}) "
-            f"SELECT {columns} FROM created UNION ALL SELECT {columns} FROM {table} WHERE phone = %s",
-            [phone, phone],
-        )
-        if row is None:  # created by a transaction that committed during this statement
-            raise PhoneStateChanged()
-    else:
-        row = execute(f"{insert}UPDATE SET phone = excluded.phone RETURNING {columns}", [phone])
-    recent, failures, locked_until = row
+    row = execute(
+        f"SELECT recent_sends, consecutive_failures, locked_until FROM {_table(PhoneState)} "  # noqa: S608
+        f"WHERE phone = %s",
+        [phone],
+    )
+    recent, failures, locked_until = row or ("", 0, 0)
     sends = [int(t) for t in recent.split(",") if t]
     return PhoneLimits(phone, sends, failures, locked_until, stored_sends=recent)
 
@@ -92,15 +83,17 @@ def read_phone(phone: str) -> PhoneLimits:
 def send_claim(state: PhoneLimits, sends: list[int], now: int) -> tuple[str, list[Any]]:
     """The statement that stores the phone's send times, if its state is still ``state``.
 
-    An ``UPDATE`` that changes one row, or none when a parallel request
-    changed the phone first (compare and swap: nothing stays locked between
-    the read and this write).
+    An upsert that creates the phone's row or changes it (one row), or changes
+    nothing when a parallel request changed the phone first: compare and swap,
+    with nothing locked between the read and this write.
     """
+    table = _table(PhoneState)
     sql = (
-        f"UPDATE {_table(PhoneState)} SET recent_sends = %s "  # noqa: S608
-        f"WHERE phone = %s AND recent_sends = %s AND locked_until = %s"
+        f"INSERT INTO {table} (phone, recent_sends, consecutive_failures, locked_until) VALUES (%s, %s, 0, 0) "
+        f"ON CONFLICT (phone) DO UPDATE SET recent_sends = excluded.recent_sends "
+        f"WHERE {table}.recent_sends = %s AND {table}.locked_until = %s"
     )
-    return sql, [",".join(str(t) for t in [*sends, now]), state.phone, state.stored_sends, state.locked_until]
+    return sql, [state.phone, ",".join(str(t) for t in [*sends, now]), state.stored_sends, state.locked_until]
 
 
 def record_send(state: PhoneLimits, sends: list[int], now: int) -> None:
