@@ -44,7 +44,7 @@ def insert_attempt(
     expires_at: datetime,
     claim: tuple[str, list[Any]] | None = None,
 ) -> int | None:
-    """Insert a ``sending`` attempt; with ``claim`` (an ``UPDATE`` statement), only if it changes a row.
+    """Insert a ``sending`` attempt; with ``claim`` (a write statement and its parameters), only if it writes a row.
 
     The two are one statement on PostgreSQL and one transaction elsewhere.
 
