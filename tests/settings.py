@@ -57,7 +57,11 @@ TEMPLATES = [
 ROOT_URLCONF = "tests.urls"
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c lock_timeout=3000"
+    # As the site binds on the server, but preparing every statement on its
+    # first run: each query the tests make also runs as a prepared statement.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        options="-c lock_timeout=3000", server_side_binding=True, prepare_threshold=0
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The core tests send and verify freely; tests/test_limits.py turns each limit

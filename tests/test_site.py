@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +92,31 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
     )
     result = python(tmp_path, code, OTPSITE_ENV_FILE=str(env_file), OTP_PIN_LENGTH="7")
     assert result.stdout.split() == ["120", "7"]
+
+
+PREPARED_COUNT = (
+    "import django; django.setup(); from django.db import connection\n"
+    "with connection.cursor() as cursor:\n"
+    "    for n in range(6): cursor.execute('SELECT %s::int + 1', [n])\n"
+    "    cursor.execute('SELECT count(*) FROM pg_prepared_statements'); print(cursor.fetchone()[0])"
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("values", "prepared"),
+    [
+        ({}, 1),
+        ({"DATABASE_PREPARE_THRESHOLD": "off"}, 0),
+        ({"DATABASE_SERVER_SIDE_BINDING": "0"}, 0),
+    ],
+)
+def test_the_site_prepares_a_statement_it_repeats(tmp_path, transactional_db, require_postgres, values, prepared):
+    database = connection.settings_dict  # the test database
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    result = python(tmp_path, PREPARED_COUNT, DEBUG="1", DATABASE_URL=url, **values)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(prepared)
 
 
 def free_port() -> int:
