@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -16,7 +19,7 @@ from otp.exceptions import (
     ProviderUnavailable,
 )
 from otp.providers.infobip import InfobipProvider, InvalidBaseUrl, normalize_base_url
-from tests.conftest import INFOBIP_BASE, INFOBIP_OPTIONS
+from tests.conftest import INFOBIP_BASE, INFOBIP_OPTIONS, PHONE
 
 PIN_ID = "9C817C6F8AF3D48F9FE553282AFA2B67"
 SEND_URL = f"{INFOBIP_BASE}/2fa/2/pin"
@@ -260,3 +263,49 @@ def test_a_refused_connection_is_not_a_timeout(provider, http):
     http.post(SEND_URL, body=refused)
     with pytest.raises(ProviderUnavailable, match="failed: ConnectionError"):
         provider.send("+14155552671")
+
+
+class _HeldInfobip(BaseHTTPRequestHandler):
+    """Answers a send once ``server.barrier`` has every call in flight; notes each client connection."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as Infobip
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.clients.add(self.client_address)  # type: ignore[attr-defined]
+        self.server.barrier.wait()  # type: ignore[attr-defined]
+        body = json.dumps({"pinId": PIN_ID, "to": "14155552671", "smsStatus": "MESSAGE_SENT"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # every call connects at once
+    daemon_threads = True
+
+
+@pytest.mark.parametrize("slots", [40, 6])
+def test_every_call_the_bulkhead_admits_keeps_its_connection(settings, caplog, slots):
+    settings.OTP = {**settings.OTP, "PROVIDER_MAX_CONCURRENCY": slots}
+    server = _Server(("127.0.0.1", 0), _HeldInfobip)
+    server.barrier = threading.Barrier(slots, timeout=10)  # type: ignore[attr-defined]
+    server.clients = set()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    provider = InfobipProvider(**{**INFOBIP_OPTIONS, "base_url": base_url})
+    try:
+        for _ in range(2):  # the second round must reuse the first round's connections
+            with concurrent.futures.ThreadPoolExecutor(slots) as pool:
+                results = list(pool.map(lambda _: provider.send(PHONE), range(slots)))
+            assert [result.pin_id for result in results] == [PIN_ID] * slots
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(server.clients) == slots  # type: ignore[attr-defined]  # none discarded and opened again
+    assert "Connection pool is full" not in caplog.text

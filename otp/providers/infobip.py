@@ -23,6 +23,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 from otp import __version__
+from otp.conf import otp_settings
 from otp.exceptions import (
     PinNotFound,
     ProviderError,
@@ -84,7 +85,11 @@ def _retry_policy() -> Retry:
     )
 
 
-def build_session(api_key: str, pool_maxsize: int = 32) -> requests.Session:
+#: Connections kept to Infobip when the provider calls are not bounded.
+DEFAULT_POOL_MAXSIZE = 32
+
+
+def build_session(api_key: str, pool_maxsize: int = DEFAULT_POOL_MAXSIZE) -> requests.Session:
     """A session that sends ``Authorization: App <key>`` and JSON, and never retries a sent request."""
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc credentials picked up by surprise
@@ -229,10 +234,15 @@ class InfobipProvider(BaseProvider):
         message_id: str,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
-        pool_maxsize: int = 32,
+        pool_maxsize: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if pool_maxsize is None:
+            # One kept connection per provider call the process may run at
+            # once: a smaller pool drops connections under load (a new TLS
+            # handshake each), a larger one is never filled.
+            pool_maxsize = otp_settings.PROVIDER_MAX_CONCURRENCY or DEFAULT_POOL_MAXSIZE
         self.base_url = normalize_base_url(base_url)
         self.application_id = application_id
         self.message_id = message_id
