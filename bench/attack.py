@@ -275,8 +275,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="bound of each phase (default 180)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=64, help="gunicorn threads per worker (default 64)")
+    parser.add_argument(
+        "--workers", type=int, default=h.PRODUCTION_WORKERS, help="gunicorn workers (default: cores + 1)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=h.PRODUCTION_THREADS, help="gunicorn threads per worker (default 64)"
+    )
     parser.add_argument("--latency-ms", type=int, default=0, help="emulator latency (default 0)")
     parser.add_argument("--random-seed", type=int, default=1, help="seed of the spoofed addresses and guesses")
     parser.add_argument(

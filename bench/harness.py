@@ -37,6 +37,9 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 GUNICORN = str(VENV_BIN / "gunicorn") if (VENV_BIN / "gunicorn").exists() else "gunicorn"
 MANAGE = str(ROOT / "manage.py")
+#: gunicorn's workers and threads by default, as otpsite/gunicorn.conf.py sets them.
+PRODUCTION_WORKERS = (os.cpu_count() or 1) + 1
+PRODUCTION_THREADS = 64
 
 EMULATOR_KEY = "bench-emulator-key"
 EMULATOR_APP_ID = "BENCHAPP1"

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/load.py                      # 0 and 200 ms upstream, 64 and 256 clients
     .venv/bin/python bench/load.py --seed               # the same against the Express seed too
-    .venv/bin/python bench/load.py --server 2x64,2x128,3x96 --latency-ms 200 --clients 256
+    .venv/bin/python bench/load.py --server 2x64,3x64,3x96 --latency-ms 200 --clients 256
 
 It creates its own PostgreSQL database (``--database``, dropped at the end),
 flushes one Redis DB number, migrates, starts the Infobip emulator (its own
@@ -417,8 +417,15 @@ def main() -> int:
         metavar="WxT[,WxT...]",
         help="gunicorn workers x threads to measure (default: --workers x --threads)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=64, help="gunicorn threads per worker (default 64)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=h.PRODUCTION_WORKERS,
+        help=f"gunicorn workers (default: the production default, cores + 1 = {h.PRODUCTION_WORKERS})",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=h.PRODUCTION_THREADS, help="gunicorn threads per worker (default 64)"
+    )
     parser.add_argument(
         "--limits",
         choices=("raised", "off"),

@@ -1,7 +1,10 @@
 """gunicorn settings for production: threaded workers sized for a slow upstream.
 
 Waiting on Infobip (100-300 ms) is I/O, so each worker runs many threads:
-a thread parked on the provider costs memory, not a CPU. The psycopg pool
+a thread parked on the provider costs memory, not a CPU. There is one worker
+more than cores: each runs Python under its own GIL, and while one worker's
+threads wait for theirs (or its running thread is preempted), another can use
+the core (measured in docs/performance.md). The psycopg pool
 (DATABASE_POOL_MAX_SIZE per worker) keeps the database connections few, and
 the app's bulkhead (OTP_PROVIDER_MAX_CONCURRENCY per worker) keeps some
 threads free for the rest of the site when the upstream slows down.
@@ -18,7 +21,7 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or "127.0.0.1:8000"
-workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count())
+workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1)
 worker_class = "gthread"
 threads = _int("GUNICORN_THREADS", 64)
 # Idle keep-alive connections are held by the main loop, not by a thread.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import socket
 import subprocess
 import sys
@@ -177,3 +178,12 @@ def test_development_site_end_to_end(dev_server, tmp_path):
     )
     result = python(tmp_path, code, DEBUG="1")
     assert result.stdout.split() == ["+14155552671", "verified", "True", "1"]
+
+
+def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
+    for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
+        monkeypatch.delenv(name)
+    config = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
+    assert (config["workers"], config["worker_class"], config["threads"]) == (os.cpu_count() + 1, "gthread", 64)
+    monkeypatch.setenv("GUNICORN_WORKERS", "5")
+    assert runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))["workers"] == 5
