@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/load.py                      # 0 and 200 ms upstream, 64 and 256 clients
     .venv/bin/python bench/load.py --seed               # the same against the Express seed too
+    .venv/bin/python bench/load.py --seed --repeat 3    # every cell 3 times, app and seed alternately; medians
     .venv/bin/python bench/load.py --server 2x64,3x64,3x96 --latency-ms 200 --clients 256
 
 It creates its own PostgreSQL database (``--database``, dropped at the end),
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -145,6 +147,8 @@ class Cell:
     driver_cpu: float = 0.0
     peak_rss_mb: float = 0.0
     peak_pss_mb: float = 0.0
+    #: flows/s of every repetition of this cell, when --repeat runs it more than once
+    runs: list[float] = field(default_factory=list)
 
     @property
     def flows_per_s(self) -> float:
@@ -273,6 +277,24 @@ def run_cell(
     return cell
 
 
+def median_runs(cells: list[Cell]) -> list[Cell]:
+    """Of every repeated cell, the run with the median flows/s (the lower one of an even count), in first-run order.
+
+    One whole run stands for the cell, so its figures belong together; the
+    flows/s of all its runs are kept in ``runs``.
+    """
+    groups: dict[tuple[str, int, int], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.target, cell.latency_ms, cell.clients), []).append(cell)
+    out = []
+    for runs in groups.values():
+        ranked = sorted(runs, key=lambda c: c.flows_per_s)
+        median = ranked[(len(ranked) - 1) // 2]
+        median.runs = [round(c.flows_per_s, 1) for c in runs]
+        out.append(median)
+    return out
+
+
 def print_cell(c: Cell) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(c.errors.items())) or "none"
     h.log(
@@ -302,6 +324,9 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
         "peak RSS MB",
         "peak PSS MB",
     ]
+    repeated = any(c.runs for c in cells)
+    if repeated:
+        header.append("flows/s of each run")
     rows = []
     for c in cells:
 
@@ -324,6 +349,7 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
                 f"{c.peak_rss_mb:.0f}",
                 f"{c.peak_pss_mb:.0f}",
             ]
+            + ([", ".join(f"{r:.1f}" for r in c.runs)] if repeated else [])
         )
     out.append(h.table(rows, header))
     seeds = {(c.latency_ms, c.clients): c for c in cells if c.target == "seed"}
@@ -411,6 +437,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each cell (default 3)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s (default 10)")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every cell this many times, the app's and the seed's alternately, and report the median run "
+        "(by flows/s) of each (default 1)",
+    )
+    parser.add_argument(
         "--server",
         type=parse_servers,
         default=None,
@@ -483,7 +516,7 @@ def main() -> int:
         name, _, value = item.partition("=")
         extra[name] = value
 
-    total = (len(servers) + args.seed) * len(args.latency_ms) * len(args.clients)
+    total = (len(servers) + args.seed) * len(args.latency_ms) * len(args.clients) * args.repeat
     h.log(f"{total} cells of {args.warmup:.0f}+{args.duration:.0f} s; logs in {args.work_dir}")
     seed_dir = h.prepare_seed(args.seed_dir, args.work_dir) if args.seed else None
     cells: list[Cell] = []
@@ -501,42 +534,41 @@ def main() -> int:
             name = f"app {workers}x{threads}"
             h.log(f"{name}: gunicorn {workers} workers x {threads} threads on PostgreSQL + Redis, limits {args.limits}")
             site = h.start_gunicorn(stack, env, site_port, workers, threads, name=f"gunicorn-{workers}x{threads}")
-            for latency in args.latency_ms:
-                for clients in args.clients:
-                    profiler = None
-                    if args.profile and not cells:
-                        profiler = start_profiler(stack, site.pid, args.profile, run_dir)
+            for latency, clients, _ in itertools.product(args.latency_ms, args.clients, range(args.repeat)):
+                profiler = None
+                if args.profile and not cells:
+                    profiler = start_profiler(stack, site.pid, args.profile, run_dir)
+                cells.append(
+                    run_cell(
+                        name,
+                        site.pid,
+                        site_port,
+                        emulator.pid,
+                        emulator_port,
+                        args.database,
+                        latency,
+                        clients,
+                        args,
+                        phones,
+                    )
+                )
+                if profiler:
+                    finish_profiler(profiler, run_dir)
+                if seed is not None and index == 0:
                     cells.append(
                         run_cell(
-                            name,
-                            site.pid,
-                            site_port,
+                            "seed",
+                            seed.pid,
+                            seed_port,
                             emulator.pid,
                             emulator_port,
-                            args.database,
+                            None,
                             latency,
                             clients,
                             args,
                             phones,
                         )
                     )
-                    if profiler:
-                        finish_profiler(profiler, run_dir)
-                    if seed is not None and index == 0:
-                        cells.append(
-                            run_cell(
-                                "seed",
-                                seed.pid,
-                                seed_port,
-                                emulator.pid,
-                                emulator_port,
-                                None,
-                                latency,
-                                clients,
-                                args,
-                                phones,
-                            )
-                        )
             stack.stop(site)
             h.flush_redis(args.redis_url)
     if stack.interrupted:
@@ -545,8 +577,9 @@ def main() -> int:
     h.log(
         time.strftime("Results %Y-%m-%d %H:%M %Z, ") + f"{os.cpu_count()} CPUs, "
         f"{args.duration:.0f} s per cell, limits {args.limits}, log level {args.log_level}"
+        + (f"; each cell the median of {args.repeat} runs by flows/s" if args.repeat > 1 else "")
     )
-    h.log(report(cells, args))
+    h.log(report(median_runs(cells) if args.repeat > 1 else cells, args))
     if args.json:
         args.json.write_text(json.dumps([asdict(c) for c in cells], indent=2))
     return 0

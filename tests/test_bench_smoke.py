@@ -70,6 +70,8 @@ def test_load_smoke(tmp_path: Path) -> None:
         "0.5",
         "--server",
         "1x8",
+        "--repeat",
+        "2",
         "--work-dir",
         str(tmp_path),
         database="otp_loadbench_smoke",
@@ -79,6 +81,8 @@ def test_load_smoke(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert float(cells[3]) > 0, row  # flows/s
     assert cells[7] == "0", row  # no errors
+    runs = [float(r) for r in cells[-1].split(",")]
+    assert len(runs) == 2 and float(cells[3]) == min(runs), row  # the lower middle of two runs
 
 
 def test_attack_smoke(tmp_path: Path) -> None:
