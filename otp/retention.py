@@ -1,4 +1,4 @@
-"""Retention and erasure: deleting ``OtpAttempt`` rows in bounded batches.
+"""Retention and erasure: deleting ``OtpAttempt`` rows, and limit state no longer in use, in bounded batches.
 
 Each batch selects at most ``batch_size`` primary keys (walking the matching
 rows in pk order) and deletes exactly those, re-checking the condition, in its
@@ -11,14 +11,17 @@ commit only at the end.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from otp.conf import otp_settings
-from otp.models import OtpAttempt, PhoneState
+from otp.limits import DAY, HOUR
+from otp.models import OtpAttempt, PhoneState, RateCounter
 from otp.phones import normalize_phone
 from otp.redaction import mask_phone
 
@@ -42,6 +45,10 @@ class DeletionResult:
 class PurgeResult(DeletionResult):
     #: Attempts that expired before this moment were (or would be) deleted.
     cutoff: datetime
+    #: Phones' limit rows (send times, failure counts) no longer in use.
+    limit_states: int = 0
+    #: Prefix and country counters whose windows and blocks are over.
+    counters: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,22 +70,75 @@ def purge_expired(
     expiry no PIN can be verified any more. A PIN still valid is never touched,
     even with ``retention_days=0``. Running it again deletes nothing new.
 
+    The limit state that would otherwise outlive the attempts goes too (it
+    holds phone numbers and prefixes): a phone's row once the phone has no
+    attempt left, is not locked and was last sent a code more than a day ago
+    (its cooldown and daily cap are over), and a prefix or country counter
+    once its block and both its windows are over. Deleting either changes no
+    limit decision but the phone's count of failed verifies, which a success
+    would also have reset.
+
     :raises ValueError: ``retention_days`` or ``batch_size`` out of range.
     """
     if not _is_int(retention_days) or retention_days < 0:
         raise ValueError("Retention days must be a non-negative integer.")
+    now = now or timezone.now()
     try:
-        cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+        cutoff = now - timedelta(days=retention_days)
     except OverflowError:
         raise ValueError("Retention days is too large.") from None
     deleted, batches = _delete_in_batches(OtpAttempt.objects.expired_before(cutoff), batch_size, dry_run)
+    seconds = int(now.timestamp())
+    limit_states, _ = _delete_in_batches(
+        _phones_without_attempts(seconds),
+        batch_size,
+        dry_run,
+        only_if=("recent_sends", lambda sends: _last_send(sends) <= seconds - DAY),
+    )
+    counters, _ = _delete_in_batches(_idle_counters(seconds), batch_size, dry_run)
     logger.info(
-        "OTP retention: %s %d attempts that expired before %s",
+        "OTP retention: %s %d attempts that expired before %s, %d phone limit states and %d rate counters",
         "would delete" if dry_run else "deleted",
         deleted,
         cutoff.isoformat(),
+        limit_states,
+        counters,
     )
-    return PurgeResult(deleted=deleted, batches=batches, dry_run=dry_run, cutoff=cutoff)
+    return PurgeResult(
+        deleted=deleted,
+        batches=batches,
+        dry_run=dry_run,
+        cutoff=cutoff,
+        limit_states=limit_states,
+        counters=counters,
+    )
+
+
+def _phones_without_attempts(seconds: int) -> QuerySet[PhoneState]:
+    """Limit rows of phones that are not locked and have no attempt left.
+
+    A send writes its attempt in the statement that records it on the phone's
+    row, so a send racing the delete always has an attempt that keeps the row.
+    """
+    attempts = OtpAttempt.objects.filter(phone=OuterRef("phone"))
+    return PhoneState.objects.filter(locked_until__lte=seconds).exclude(Exists(attempts))
+
+
+def _last_send(recent_sends: str) -> int:
+    return max((int(t) for t in recent_sends.split(",") if t), default=0)
+
+
+def _idle_counters(seconds: int) -> QuerySet[RateCounter]:
+    """Prefix and country counters (hourly windows) that neither block nor count any more.
+
+    A counter two windows old contributes nothing to the sliding estimate:
+    the next send restarts it at one, exactly as a new row.
+    """
+    return RateCounter.objects.filter(
+        Q(key__startswith="prefix:") | Q(key__startswith="country:"),
+        blocked_until__lte=seconds,
+        window_index__lt=seconds // HOUR - 1,
+    )
 
 
 def erase_phone(phone: str, *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False) -> EraseResult:
@@ -106,8 +166,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _delete_in_batches(matching: QuerySet[OtpAttempt], batch_size: int, dry_run: bool) -> tuple[int, int]:
-    """Delete (or count) ``matching`` batch by batch; returns (rows, batches)."""
+def _delete_in_batches(
+    matching: QuerySet[Any], batch_size: int, dry_run: bool, *, only_if: tuple[str, Callable[[Any], bool]] | None = None
+) -> tuple[int, int]:
+    """Delete (or count) ``matching`` batch by batch; returns (rows, batches).
+
+    ``only_if`` is a field and a test of its value that a row must also pass,
+    for a condition SQL cannot express on every database.
+    """
     if not _is_int(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValueError(f"Batch size must be an integer from 1 to {MAX_BATCH_SIZE}.")
     deleted = batches = 0
@@ -115,10 +181,12 @@ def _delete_in_batches(matching: QuerySet[OtpAttempt], batch_size: int, dry_run:
     while True:
         # Keyset walk: each batch starts after the last one, so neither a dry
         # run nor rows a delete skipped are ever read twice.
-        pks = list(matching.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not pks:
+        fields = ("pk", only_if[0]) if only_if else ("pk",)
+        rows = list(matching.filter(pk__gt=last_pk).order_by("pk").values_list(*fields)[:batch_size])
+        if not rows:
             return deleted, batches
-        last_pk = pks[-1]
+        last_pk = rows[-1][0]
+        pks = [row[0] for row in rows if only_if is None or only_if[1](row[1])]
         batches += 1
         if dry_run:
             deleted += len(pks)

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from otp.exceptions import InvalidPhoneNumber
-from otp.models import AttemptStatus, OtpAttempt, PhoneState
+from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
 from otp.redaction import mask_phone
 from otp.retention import erase_phone, purge_expired
 from tests.conftest import PHONE
@@ -125,6 +125,60 @@ def test_erase_phone_removes_its_limit_state_too():
     assert PhoneState.objects.count() == 2
     erase_phone(PHONE)
     assert list(PhoneState.objects.values_list("phone", flat=True)) == [OTHER_PHONE]
+
+
+SECONDS = int(NOW.timestamp())
+HOUR_NOW = SECONDS // 3600
+
+
+def counter(key: str, window_index: int, blocked_until: int = 0) -> RateCounter:
+    return RateCounter.objects.create(key=key, window_index=window_index, count=3, blocked_until=blocked_until)
+
+
+def test_purge_deletes_limit_state_no_longer_in_use():
+    locked_phone, busy_phone = "+14155550100", "+14155550101"
+    PhoneState.objects.create(phone=PHONE, recent_sends=str(SECONDS - 40 * 86400), consecutive_failures=3)
+    PhoneState.objects.create(phone=locked_phone, locked_until=SECONDS + 60)  # a lock still running
+    PhoneState.objects.create(phone=busy_phone, recent_sends=str(SECONDS - 3 * 86400))
+    make(NOW - timedelta(days=2), phone=busy_phone)  # an attempt still kept: its state stays
+    counter("prefix:+1415555", HOUR_NOW - 2)  # both windows over
+    counter("country:GB", HOUR_NOW - 5)
+    kept_counters = {
+        counter("prefix:+1212555", HOUR_NOW - 1).key,  # still the previous window of the estimate
+        counter("country:FR", HOUR_NOW - 9, blocked_until=SECONDS + 600).key,  # blocked
+        counter("global:day", HOUR_NOW // 24 - 3).key,  # the site's budget rows stay
+    }
+
+    dry = purge_expired(30, now=NOW, dry_run=True)
+    assert (dry.limit_states, dry.counters) == (1, 2)
+    assert PhoneState.objects.count() == 3 and RateCounter.objects.count() == 5
+
+    result = purge_expired(30, now=NOW, batch_size=1)
+    assert (result.limit_states, result.counters) == (1, 2)
+    assert set(PhoneState.objects.values_list("phone", flat=True)) == {locked_phone, busy_phone}
+    assert set(RateCounter.objects.values_list("key", flat=True)) == kept_counters
+    again = purge_expired(30, now=NOW)
+    assert (again.deleted, again.limit_states, again.counters) == (0, 0, 0)
+
+
+def test_a_phone_keeps_its_limit_state_for_a_day_even_with_zero_days():
+    """Its cooldown and daily cap outlive attempts purged at once; a day later nothing is left to limit."""
+    make(NOW - timedelta(hours=2))
+    PhoneState.objects.create(phone=PHONE, recent_sends=str(SECONDS - 2 * 3600 - 300))
+    result = purge_expired(0, now=NOW)
+    assert (result.deleted, result.limit_states) == (1, 0)
+    assert PhoneState.objects.filter(phone=PHONE).exists()
+    assert purge_expired(0, now=NOW + timedelta(days=1)).limit_states == 1
+    assert not PhoneState.objects.exists()
+
+
+def test_command_reports_the_limit_state_it_deletes(time_machine):
+    time_machine.move_to(NOW, tick=False)
+    PhoneState.objects.create(phone=PHONE)
+    counter("prefix:+1415555", HOUR_NOW - 3)
+    assert "Would delete 1 phone limit state(s) and 1 rate counter(s) no longer in use." in run("--dry-run")
+    assert "Deleted 1 phone limit state(s) and 1 rate counter(s) no longer in use." in run()
+    assert not PhoneState.objects.exists() and not RateCounter.objects.exists()
 
 
 def test_erase_phone_national_format_follows_default_region(settings):

@@ -1,4 +1,4 @@
-"""``manage.py otp_cleanup``: delete expired OTP attempts, or all attempts of one number.
+"""``manage.py otp_cleanup``: delete expired OTP attempts and idle limit state, or all attempts of one number.
 
 Schedule it daily (cron, a Kubernetes CronJob, …). The work is done by
 :mod:`otp.retention`; this command only parses options and reports.
@@ -13,13 +13,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from otp.conf import otp_settings
 from otp.exceptions import InvalidPhoneNumber
 from otp.redaction import mask_phone
-from otp.retention import DEFAULT_BATCH_SIZE, DeletionResult, erase_phone, purge_expired
+from otp.retention import DEFAULT_BATCH_SIZE, DeletionResult, PurgeResult, erase_phone, purge_expired
 
 
 class Command(BaseCommand):
     help = (
-        "Delete OTP attempts that expired more than the retention period ago, "
-        "or (--erase-phone) every attempt of one phone number."
+        "Delete OTP attempts that expired more than the retention period ago and the limit state "
+        "no longer in use, or (--erase-phone) every attempt of one phone number."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -77,3 +77,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"Deleted {result.deleted} OTP attempt(s) {what} in {result.batches} batch(es).")
             )
+        if isinstance(result, PurgeResult):
+            idle = f"{result.limit_states} phone limit state(s) and {result.counters} rate counter(s) no longer in use"
+            self.stdout.write(f"Would delete {idle}." if result.dry_run else f"Deleted {idle}.")
