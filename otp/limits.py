@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, connection
-from django.db.models import Model
+from django.db.models import Model, Q, QuerySet
 
 from otp.attempt_sql import execute
 from otp.conf import otp_settings
@@ -76,8 +76,12 @@ def read_phone(phone: str) -> PhoneLimits:
         [phone],
     )
     recent, failures, locked_until = row or ("", 0, 0)
-    sends = [int(t) for t in recent.split(",") if t]
-    return PhoneLimits(phone, sends, failures, locked_until, stored_sends=recent)
+    return PhoneLimits(phone, parse_sends(recent), failures, locked_until, stored_sends=recent)
+
+
+def parse_sends(recent_sends: str) -> list[int]:
+    """The send times a phone's row stores (``PhoneState.recent_sends``), oldest first."""
+    return [int(t) for t in recent_sends.split(",") if t]
 
 
 def send_claim(state: PhoneLimits, sends: list[int], now: int) -> tuple[str, list[Any]]:
@@ -166,6 +170,24 @@ class Counter:
     block_seconds: int = 0  # 0: a budget (503 when spent), not a block (429)
 
 
+#: Key prefixes of the per-prefix and per-country counters (hourly windows).
+PREFIX = "prefix:"
+COUNTRY = "country:"
+
+
+def idle_counters(now: int) -> QuerySet[RateCounter]:
+    """Prefix and country counters that neither block nor count any more.
+
+    A counter two windows old contributes nothing to the sliding estimate:
+    the next send restarts it at one, exactly as a new row.
+    """
+    return RateCounter.objects.filter(
+        Q(key__startswith=PREFIX) | Q(key__startswith=COUNTRY),
+        blocked_until__lte=now,
+        window_index__lt=now // HOUR - 1,
+    )
+
+
 def send_counters(phone: str, region: str) -> list[Counter]:
     """The counters one SMS to ``phone`` increments, in a fixed (sorted) order."""
     specs = []
@@ -173,7 +195,7 @@ def send_counters(phone: str, region: str) -> list[Counter]:
     if otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR is not None:
         specs.append(
             Counter(
-                f"prefix:{phone[: len(phone) - strip]}",
+                f"{PREFIX}{phone[: len(phone) - strip]}",
                 HOUR,
                 otp_settings.MAX_SENDS_PER_PREFIX_PER_HOUR,
                 otp_settings.PREFIX_BLOCK_SECONDS,
@@ -182,7 +204,7 @@ def send_counters(phone: str, region: str) -> list[Counter]:
     if otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR is not None:
         specs.append(
             Counter(
-                f"country:{region}",
+                f"{COUNTRY}{region}",
                 HOUR,
                 otp_settings.MAX_SENDS_PER_COUNTRY_PER_HOUR,
                 otp_settings.COUNTRY_BLOCK_SECONDS,

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from otp.conf import otp_settings
-from otp.limits import DAY, HOUR
-from otp.models import OtpAttempt, PhoneState, RateCounter
+from otp.limits import DAY, idle_counters, parse_sends
+from otp.models import OtpAttempt, PhoneState
 from otp.phones import normalize_phone
 from otp.redaction import mask_phone
 
@@ -93,9 +93,9 @@ def purge_expired(
         _phones_without_attempts(seconds),
         batch_size,
         dry_run,
-        only_if=("recent_sends", lambda sends: _last_send(sends) <= seconds - DAY),
+        only_if=("recent_sends", lambda sends: max(parse_sends(sends), default=0) <= seconds - DAY),
     )
-    counters, _ = _delete_in_batches(_idle_counters(seconds), batch_size, dry_run)
+    counters, _ = _delete_in_batches(idle_counters(seconds), batch_size, dry_run)
     logger.info(
         "OTP retention: %s %d attempts that expired before %s, %d phone limit states and %d rate counters",
         "would delete" if dry_run else "deleted",
@@ -122,23 +122,6 @@ def _phones_without_attempts(seconds: int) -> QuerySet[PhoneState]:
     """
     attempts = OtpAttempt.objects.filter(phone=OuterRef("phone"))
     return PhoneState.objects.filter(locked_until__lte=seconds).exclude(Exists(attempts))
-
-
-def _last_send(recent_sends: str) -> int:
-    return max((int(t) for t in recent_sends.split(",") if t), default=0)
-
-
-def _idle_counters(seconds: int) -> QuerySet[RateCounter]:
-    """Prefix and country counters (hourly windows) that neither block nor count any more.
-
-    A counter two windows old contributes nothing to the sliding estimate:
-    the next send restarts it at one, exactly as a new row.
-    """
-    return RateCounter.objects.filter(
-        Q(key__startswith="prefix:") | Q(key__startswith="country:"),
-        blocked_until__lte=seconds,
-        window_index__lt=seconds // HOUR - 1,
-    )
 
 
 def erase_phone(phone: str, *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False) -> EraseResult:
