@@ -75,7 +75,12 @@ def read_phone(phone: str) -> PhoneLimits:
         f"WHERE phone = %s",
         [phone],
     )
-    recent, failures, locked_until = row or ("", 0, 0)
+    return _phone_limits(phone, row)
+
+
+def _phone_limits(phone: str, row: Any) -> PhoneLimits:
+    """``PhoneLimits`` from a (recent_sends, consecutive_failures, locked_until) row; no row is no state."""
+    recent, failures, locked_until = row if row and row[0] is not None else ("", 0, 0)
     return PhoneLimits(phone, parse_sends(recent), failures, locked_until, stored_sends=recent)
 
 
@@ -228,21 +233,23 @@ def estimate(count: int, previous: int, window_index: int, window: int, now: flo
 Counted = list[tuple[str, int]]
 
 
-def count_send(counters: list[Counter], now: int) -> Counted:
-    """Count one SMS against every counter, or raise if a block or budget stops it.
+def count_send(counters: list[Counter], now: int, phone: str) -> tuple[Counted, PhoneLimits]:
+    """Count one SMS against every counter, or raise if a block or budget stops it; read ``phone``'s state.
 
     Run it as a statement of its own, before the rest of the send: the shared
     rows (the site-wide budget, a country) are then locked only while it runs.
     Held until a send's transaction committed, they made every parallel send
-    queue behind whichever thread held them.
+    queue behind whichever thread held them. On PostgreSQL the same statement
+    reads the phone's state (as :func:`read_phone`), one round trip fewer per
+    send; elsewhere that is a second statement.
 
     A refusal here undoes this call's increments before it raises; a send
     refused later is undone by the caller with :func:`uncount_send`.
 
-    :returns: what was incremented, for :func:`uncount_send`.
+    :returns: what was incremented, for :func:`uncount_send`, and the phone's state.
     """
     if not counters:
-        return []
+        return [], read_phone(phone)
     table = _table(RateCounter)
     blockable = [c.key for c in counters if c.block_seconds]
     # A blocked prefix or country increments nothing, not even the budget
@@ -256,7 +263,7 @@ def count_send(counters: list[Counter], now: int) -> Counted:
         )
         guard_params = [*blockable, now]
     same = f"{table}.window_index = excluded.window_index"
-    rows = _upsert_counters(
+    rows, state = _upsert_counters(
         [(counter.key, now // counter.window) for counter in counters],
         initial=1,
         on_conflict=(
@@ -267,6 +274,7 @@ def count_send(counters: list[Counter], now: int) -> Counted:
             f"window_index = excluded.window_index{guard}"
         ),
         params=guard_params,
+        read_phone_state=phone,
     )
     counted = [(key, row[2]) for key, row in rows.items()]
     try:
@@ -290,7 +298,7 @@ def count_send(counters: list[Counter], now: int) -> Counted:
         if isinstance(err, VelocityTripped):
             err.persist()
         raise
-    return counted
+    return counted, state if state is not None else read_phone(phone)
 
 
 def uncount_send(counted: Counted) -> None:
@@ -319,23 +327,48 @@ def uncount_send(counted: Counted) -> None:
 
 
 def _upsert_counters(
-    keys: list[tuple[str, int]], *, initial: int, on_conflict: str, params: list[str | int]
-) -> dict[str, tuple[int, int, int, int]]:
+    keys: list[tuple[str, int]],
+    *,
+    initial: int,
+    on_conflict: str,
+    params: list[str | int],
+    read_phone_state: str | None = None,
+) -> tuple[dict[str, tuple[int, int, int, int]], PhoneLimits | None]:
     """One ``INSERT ... ON CONFLICT DO UPDATE`` over (key, window index) pairs, in their order.
 
-    :returns: (count, previous count, window index, alert level) by key, for the rows it changed.
+    With ``read_phone_state`` on PostgreSQL, the statement also reads that
+    phone's state (a data-modifying CTE; SQLite has none).
+
+    :returns: (count, previous count, window index, alert level) by key, for
+        the rows it changed; and the phone's state, or None when not read.
     """
     table = _table(RateCounter)
     values = ", ".join([f"(%s, %s, {initial}, 0, 0, 0)"] * len(keys))
-    row_params: list[str | int] = [value for pair in keys for value in pair]
+    all_params: list[str | int] = [value for pair in keys for value in pair] + params
     sql = (
         f"INSERT INTO {table} (key, window_index, count, previous_count, blocked_until, alert_level) "
         f"VALUES {values} ON CONFLICT (key) DO UPDATE SET {on_conflict} "
         f"RETURNING key, count, previous_count, window_index, alert_level"
     )
+    phone = read_phone_state if connection.vendor == "postgresql" else None
+    if phone is not None:
+        # One row per changed counter, each with the phone's columns (NULL
+        # when it has no row); a single row of NULL counters if none changed.
+        sql = (
+            f"WITH counted AS ({sql}) "  # noqa: S608
+            f"SELECT c.key, c.count, c.previous_count, c.window_index, c.alert_level, "
+            f"p.recent_sends, p.consecutive_failures, p.locked_until "
+            f"FROM (SELECT 1) AS one LEFT JOIN counted AS c ON true "
+            f"LEFT JOIN {_table(PhoneState)} AS p ON p.phone = %s"
+        )
+        all_params.append(phone)
     with connection.cursor() as cursor:
-        cursor.execute(sql, row_params + params)
-        return {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute(sql, all_params)
+        rows = cursor.fetchall()
+    if phone is None:
+        return {row[0]: row[1:] for row in rows}, None
+    state = _phone_limits(phone, rows[0][5:])
+    return {row[0]: row[1:5] for row in rows if row[0] is not None}, state
 
 
 def _raise_for_block(keys: list[str], now: int) -> None:

@@ -173,19 +173,20 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
 
     The shared counters (prefix, country, budget) are counted first, by one
     statement of their own, so those rows are never held for a whole
-    transaction. The phone's state is then read and checked, and ``reserve``
-    records the send only if that state is unchanged (compare and swap, with
-    no lock held in between); when a parallel send for the number wrote
-    first, the state is read and checked again, so the second of two
-    parallel sends sees the first one's cooldown. A refused send spends no
-    budget (its counts are taken back) and leaves no row.
+    transaction; on PostgreSQL it also reads the phone's state. That state is
+    then checked, and ``reserve`` records the send only if the state is
+    unchanged (compare and swap, with no lock held in between); when a
+    parallel send for the number wrote first, the state is read and checked
+    again, so the second of two parallel sends sees the first one's
+    cooldown. A refused send spends no budget (its counts are taken back)
+    and leaves no row.
     """
     try:
         now = limits.now_seconds()
-        counted = limits.count_send(limits.send_counters(phone, region), now)
+        counted, state = limits.count_send(limits.send_counters(phone, region), now, phone)
         reserved = None
         try:
-            reserved = _reserve_for_phone(phone, now, reserve)
+            reserved = _reserve_for_phone(state, now, reserve)
         finally:
             if reserved is None:
                 limits.uncount_send(counted)
@@ -210,10 +211,12 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
         raise
 
 
-def _reserve_for_phone(phone: str, now: int, reserve: Any) -> Any:
-    for _ in range(_CLAIM_TRIES):
+def _reserve_for_phone(state: limits.PhoneLimits, now: int, reserve: Any) -> Any:
+    """``reserve`` the send on the phone's ``state``, reading the state again while parallel sends change it."""
+    for tries in range(_CLAIM_TRIES):
+        if tries:
+            state = limits.read_phone(state.phone)
         try:
-            state = limits.read_phone(phone)
             return reserve(state, limits.check_send_allowed(state, now), now)
         except limits.PhoneStateChanged:
             continue

@@ -140,8 +140,8 @@ def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_lim
     inside, release = threading.Event(), threading.Event()
     count_send = limits.count_send
 
-    def counted_then_held(counters: Any, now: int) -> Any:
-        counted = count_send(counters, now)
+    def counted_then_held(counters: Any, now: int, phone: str) -> Any:
+        counted = count_send(counters, now, phone)
         if any(counter.key == f"prefix:{PHONE[:-4]}" for counter in counters):
             inside.set()
             release.wait(timeout=10)

@@ -20,12 +20,12 @@ SEND_BUDGET = 6
 VERIFY_BUDGET = 4
 
 
-# Count the send against prefix/country/budget (one statement); read the
-# phone's limit row; record the send if that row is unchanged and insert the
-# attempt (one statement on PostgreSQL, two in a transaction on SQLite);
-# after the provider call, store the pinId (one statement that also locks the
-# phone's open rows on PostgreSQL).
-SEND_QUERIES = 4 if connection.vendor == "postgresql" else 5
+# Count the send against prefix/country/budget and read the phone's limit
+# row (one statement on PostgreSQL, two on SQLite); record the send if that
+# row is unchanged and insert the attempt (one statement on PostgreSQL, two in
+# a transaction on SQLite); after the provider call, store the pinId (one
+# statement that also locks the phone's open rows on PostgreSQL).
+SEND_QUERIES = 3 if connection.vendor == "postgresql" else 5
 
 
 def find_and_claim() -> int:

@@ -157,10 +157,10 @@ def test_bulkhead_answers_503_at_once_when_slots_are_busy(otp_api, outbox, setti
 
 
 def test_database_down_before_send_means_no_sms(otp_api, outbox, monkeypatch):
-    def down(phone):
+    def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("otp.limits.read_phone", down)
+    monkeypatch.setattr("django.db.backends.utils.CursorWrapper.execute", down)
     response = otp_api.send()
     assert response.status_code == 503
     assert response.json() == {"error": UNAVAILABLE, "code": "temporarily_unavailable"}
