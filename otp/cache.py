@@ -4,8 +4,9 @@
 object for each cache operation; with redis-py 5+ that fills a dictionary of
 some 170 response callbacks every time, which made up about a tenth of the
 CPU of an OTP request (the IP limiter and the circuit breaker make several
-cache calls each). This backend keeps one client per connection pool; the
-clients share the pools' connections exactly as before and are thread-safe.
+cache calls each). This backend keeps one client per connection pool, and
+one pool per process for each configuration (Django's per-thread backends
+each opened their own); clients and pools are thread-safe.
 ``incr`` is one round trip (a server-side script) instead of Django's two
 (``EXISTS`` then ``INCRBY``), and ``count`` adds one to a counter that it
 creates with an expiry when missing, also in one round trip (the IP limits'
@@ -17,11 +18,13 @@ fixed windows, see :mod:`otp.iplimits`).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from django.utils.functional import cached_property
 
 # Django's incr() contract: a missing key is an error, never created.
 _INCR_EXISTING = """
@@ -88,10 +91,27 @@ class ReusingRedisCacheClient(RedisCacheClient):
         return client
 
 
+# Django builds a cache backend per thread, and each built its own client,
+# connection pool and connections: 64 threads per worker opened 64 pools.
+# Backends of one configuration now share one client per process.
+_shared_clients: dict[tuple[Any, ...], ReusingRedisCacheClient] = {}
+_shared_clients_lock = threading.Lock()
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+    @cached_property
+    def _cache(self) -> ReusingRedisCacheClient:
+        servers, options = self._servers, self._options  # type: ignore[attr-defined]  # Django's, untyped in the stubs
+        config = (self._class, tuple(servers), repr(sorted(options.items())))
+        with _shared_clients_lock:
+            client = _shared_clients.get(config)
+            if client is None:
+                client = _shared_clients[config] = self._class(servers, **options)
+        return client
 
     def count(self, key: str, timeout: int, version: int | None = None) -> int:
         """Add one to the counter ``key`` and return it; a missing one starts at 1 and lives ``timeout`` seconds."""
@@ -101,7 +121,7 @@ class RedisCache(DjangoRedisCache):
         self, key: str, timeout: int, reads: Sequence[str], version: int | None = None
     ) -> tuple[int, dict[str, Any]]:
         """:meth:`count`, and ``get_many(reads)`` in the same round trip."""
-        count, values = self._cache.count(  # type: ignore[attr-defined]
+        count, values = self._cache.count(
             self.make_and_validate_key(key, version=version),
             timeout,
             [self.make_and_validate_key(read, version=version) for read in reads],

@@ -139,3 +139,36 @@ def test_the_ip_limit_counts_in_django_ratelimits_own_bucket(cache, settings, rf
     assert refused.value.retry_after >= 60
     other = rf.post("/send-otp", REMOTE_ADDR="203.0.113.10")
     iplimits.check_ip_limit(other, iplimits.SEND)  # another IP, another bucket
+
+
+def test_the_backends_of_all_threads_share_one_client_and_its_connections(settings):
+    """Django builds a cache backend per thread; each used to open a pool and connections of its own."""
+    import threading
+    import uuid
+
+    from django.core.cache import caches
+
+    name = f"otp-shared-{uuid.uuid4().hex[:12]}"
+    options = {"client_name": name}  # tags this configuration's connections on the server
+    settings.CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": URL, "OPTIONS": options}}
+    try:
+        redis.Redis.from_url(URL, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    clients = []
+
+    def use_the_cache() -> None:
+        cache = caches["default"]
+        cache.set("shared", 1, timeout=10)
+        clients.append((cache, cache._cache))
+
+    for _ in range(8):  # one after another: a shared pool needs a single connection
+        thread = threading.Thread(target=use_the_cache)
+        thread.start()
+        thread.join()
+    assert len({id(backend) for backend, _ in clients}) == 8  # Django's per-thread backends...
+    assert len({id(client) for _, client in clients}) == 1  # ... share one client
+    connected = [c for c in redis.Redis.from_url(URL).client_list() if c.get("name") == name]
+    assert len(connected) == 1
+    other = RedisCache(URL.replace("/15", "/14"), {"OPTIONS": options})
+    assert other._cache is not clients[0][1]  # another server is another client
