@@ -263,7 +263,7 @@ def count_send(counters: list[Counter], now: int, phone: str) -> tuple[Counted, 
         )
         guard_params = [*blockable, now]
     same = f"{table}.window_index = excluded.window_index"
-    rows, state = _upsert_counters(
+    sql, params = _upsert_counters_sql(
         [(counter.key, now // counter.window) for counter in counters],
         initial=1,
         on_conflict=(
@@ -273,9 +273,11 @@ def count_send(counters: list[Counter], now: int, phone: str) -> tuple[Counted, 
             f"count = CASE WHEN {same} THEN {table}.count + 1 ELSE 1 END, "
             f"window_index = excluded.window_index{guard}"
         ),
-        params=guard_params,
-        read_phone_state=phone,
     )
+    if connection.vendor == "postgresql":
+        rows, state = _counted_and_phone(sql, [*params, *guard_params], phone)
+    else:
+        rows, state = _counted(sql, [*params, *guard_params]), None
     counted = [(key, row[2]) for key, row in rows.items()]
     try:
         if len(rows) < len(counters):
@@ -313,62 +315,60 @@ def uncount_send(counted: Counted) -> None:
     table = _table(RateCounter)
     try:
         # The same sorted upsert as the count, so both lock rows in one order.
-        _upsert_counters(
-            sorted(counted),
-            initial=0,
-            on_conflict=(
-                f"count = CASE WHEN {table}.window_index = excluded.window_index AND {table}.count > 0 "
-                f"THEN {table}.count - 1 ELSE {table}.count END"
-            ),
-            params=[],
+        _counted(
+            *_upsert_counters_sql(
+                sorted(counted),
+                initial=0,
+                on_conflict=(
+                    f"count = CASE WHEN {table}.window_index = excluded.window_index AND {table}.count > 0 "
+                    f"THEN {table}.count - 1 ELSE {table}.count END"
+                ),
+            )
         )
     except DatabaseError:
         logger.warning("could not take back a refused send's counts")
 
 
-def _upsert_counters(
-    keys: list[tuple[str, int]],
-    *,
-    initial: int,
-    on_conflict: str,
-    params: list[str | int],
-    read_phone_state: str | None = None,
-) -> tuple[dict[str, tuple[int, int, int, int]], PhoneLimits | None]:
+def _upsert_counters_sql(keys: list[tuple[str, int]], *, initial: int, on_conflict: str) -> tuple[str, list[str | int]]:
     """One ``INSERT ... ON CONFLICT DO UPDATE`` over (key, window index) pairs, in their order.
 
-    With ``read_phone_state`` on PostgreSQL, the statement also reads that
-    phone's state (a data-modifying CTE; SQLite has none).
-
-    :returns: (count, previous count, window index, alert level) by key, for
-        the rows it changed; and the phone's state, or None when not read.
+    It returns (key, count, previous count, window index, alert level) for
+    the rows it changed; ``on_conflict`` may add parameters after these.
     """
     table = _table(RateCounter)
     values = ", ".join([f"(%s, %s, {initial}, 0, 0, 0)"] * len(keys))
-    all_params: list[str | int] = [value for pair in keys for value in pair] + params
     sql = (
         f"INSERT INTO {table} (key, window_index, count, previous_count, blocked_until, alert_level) "
         f"VALUES {values} ON CONFLICT (key) DO UPDATE SET {on_conflict} "
         f"RETURNING key, count, previous_count, window_index, alert_level"
     )
-    phone = read_phone_state if connection.vendor == "postgresql" else None
-    if phone is not None:
-        # One row per changed counter, each with the phone's columns (NULL
-        # when it has no row); a single row of NULL counters if none changed.
-        sql = (
+    return sql, [value for pair in keys for value in pair]
+
+
+def _counted(sql: str, params: list[str | int]) -> dict[str, tuple[int, int, int, int]]:
+    """Run a counter upsert: (count, previous count, window index, alert level) by key."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def _counted_and_phone(
+    sql: str, params: list[str | int], phone: str
+) -> tuple[dict[str, tuple[int, int, int, int]], PhoneLimits]:
+    """:func:`_counted`, and :func:`read_phone` in the same statement (a data-modifying CTE, PostgreSQL's)."""
+    # One row per changed counter, each with the phone's columns (NULL when
+    # it has no row); a single row of NULL counters if none changed.
+    with connection.cursor() as cursor:
+        cursor.execute(
             f"WITH counted AS ({sql}) "  # noqa: S608
             f"SELECT c.key, c.count, c.previous_count, c.window_index, c.alert_level, "
             f"p.recent_sends, p.consecutive_failures, p.locked_until "
             f"FROM (SELECT 1) AS one LEFT JOIN counted AS c ON true "
-            f"LEFT JOIN {_table(PhoneState)} AS p ON p.phone = %s"
+            f"LEFT JOIN {_table(PhoneState)} AS p ON p.phone = %s",
+            [*params, phone],
         )
-        all_params.append(phone)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, all_params)
         rows = cursor.fetchall()
-    if phone is None:
-        return {row[0]: row[1:] for row in rows}, None
-    state = _phone_limits(phone, rows[0][5:])
-    return {row[0]: row[1:5] for row in rows if row[0] is not None}, state
+    return {row[0]: row[1:5] for row in rows if row[0] is not None}, _phone_limits(phone, rows[0][5:])
 
 
 def _raise_for_block(keys: list[str], now: int) -> None:
