@@ -301,13 +301,14 @@ def start_gunicorn(
     threads: int,
     name: str = "gunicorn",
     extra_argv: Sequence[str] = (),
+    app: str = "otpsite.wsgi",
 ) -> subprocess.Popen[bytes]:
     env = env | {
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
     }
-    argv = [GUNICORN, "-c", str(ROOT / "otpsite" / "gunicorn.conf.py"), *extra_argv, "otpsite.wsgi"]
+    argv = [GUNICORN, "-c", str(ROOT / "otpsite" / "gunicorn.conf.py"), *extra_argv, app]
     proc = stack.start(name, argv, env)
     wait_serving(stack, name, proc, f"http://127.0.0.1:{port}/healthz")
     # Every worker must be up before a measurement: wait for the full count.

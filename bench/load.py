@@ -4,6 +4,7 @@
     .venv/bin/python bench/load.py --seed               # the same against the Express seed too
     .venv/bin/python bench/load.py --seed --repeat 3    # every cell 3 times, app and seed alternately; medians
     .venv/bin/python bench/load.py --server 2x64,3x64,3x96 --latency-ms 200 --clients 256
+    .venv/bin/python bench/load.py --seed --floor --latency-ms 0   # ... and the framework floors (bench/floorsite)
 
 It creates its own PostgreSQL database (``--database``, dropped at the end),
 flushes one Redis DB number, migrates, starts the Infobip emulator (its own
@@ -20,7 +21,10 @@ timeouts, CPU seconds per flow of the server (gunicorn master + workers) and of
 PostgreSQL (this database's backends + WAL writer, bgwriter, checkpointer),
 and the server's peak memory. With ``--seed`` each cell also runs against the
 seed (``node server.js``, RATE_LIMIT=off) on the same emulator and the
-comparison gets ratios. Every child process is stopped on exit, error or Ctrl-C.
+comparison gets ratios. With ``--floor`` the 0 ms cells also run servers that
+answer both endpoints with no OTP work (gunicorn alone, a Django view, a DRF
+view) and the app's CPU per flow is split into those layers and its own work.
+Every child process is stopped on exit, error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -114,6 +118,12 @@ OFF_LIMITS = dict.fromkeys(
 )
 
 
+#: The framework floors of --floor (bench/floorsite): name, WSGI application, the view behind it.
+FLOORS = (("bare", "floorsite.bare"), ("django", "otpsite.wsgi"), ("drf", "otpsite.wsgi"))
+#: The floors take any PIN, so their users skip the look-up.
+FLOOR_PIN = b"000000"
+
+
 class Phones:
     """Unique valid US numbers: +1 NPA NXX XXXX, the prefix (NPA NXX) changing on every draw."""
 
@@ -187,16 +197,24 @@ async def _timed(
 
 
 async def _virtual_user(
-    server: h.Connection, control: h.Connection, phones: Phones, rec: h.Recorder, stop: asyncio.Event
+    server: h.Connection,
+    control: h.Connection,
+    phones: Phones,
+    rec: h.Recorder,
+    stop: asyncio.Event,
+    pin_lookup: bool = True,
 ) -> None:
     while not stop.is_set():
         phone = phones.next().encode()
         if await _timed(server, "send", "POST", "/send-otp", b'{"phoneNumber":"%s"}' % phone, rec) is None:
             continue
-        answer = await _timed(control, "pin", "GET", f"/_emulator/pins/last?to={phone[1:].decode()}", None, rec)
-        if answer is None:
-            continue
-        body = b'{"phoneNumber":"%s","pin":"%s"}' % (phone, json.loads(answer)["pin"].encode())
+        pin = FLOOR_PIN
+        if pin_lookup:
+            answer = await _timed(control, "pin", "GET", f"/_emulator/pins/last?to={phone[1:].decode()}", None, rec)
+            if answer is None:
+                continue
+            pin = json.loads(answer)["pin"].encode()
+        body = b'{"phoneNumber":"%s","pin":"%s"}' % (phone, pin)
         if await _timed(server, "verify", "POST", "/verify-otp", body, rec) is not None:
             rec.flow()
 
@@ -211,13 +229,15 @@ async def _drive(
     phones: Phones,
     meter: h.ProcMeter,
     cell: Cell,
+    pin_lookup: bool = True,
 ) -> None:
     rec = h.Recorder()
     stop = asyncio.Event()
     servers = [h.Connection("127.0.0.1", server_port, timeout=timeout) for _ in range(clients)]
     controls = [h.Connection("127.0.0.1", emulator_port, timeout=timeout) for _ in range(clients)]
     tasks = [
-        asyncio.create_task(_virtual_user(s, c, phones, rec, stop)) for s, c in zip(servers, controls, strict=True)
+        asyncio.create_task(_virtual_user(s, c, phones, rec, stop, pin_lookup))
+        for s, c in zip(servers, controls, strict=True)
     ]
     try:
         await asyncio.sleep(warmup)
@@ -265,12 +285,24 @@ def run_cell(
     clients: int,
     args: argparse.Namespace,
     phones: Phones,
+    pin_lookup: bool = True,
 ) -> Cell:
     h.reset_emulator(emulator_port, latency_ms)
     cell = Cell(target, latency_ms, clients)
     meter = h.ProcMeter(server_pid, emulator_pid, database)
     asyncio.run(
-        _drive(server_port, emulator_port, clients, args.warmup, args.duration, args.timeout, phones, meter, cell)
+        _drive(
+            server_port,
+            emulator_port,
+            clients,
+            args.warmup,
+            args.duration,
+            args.timeout,
+            phones,
+            meter,
+            cell,
+            pin_lookup,
+        )
     )
     print_cell(cell)
     time.sleep(1.0)  # let abandoned in-flight requests drain before the next cell
@@ -345,7 +377,7 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
                 lat(c.verify),
                 errors,
                 f"{c.per_flow_ms(c.server_cpu):.2f}",
-                "-" if c.target == "seed" else f"{c.per_flow_ms(c.postgres_cpu):.2f}",
+                "-" if c.target == "seed" or is_floor(c) else f"{c.per_flow_ms(c.postgres_cpu):.2f}",
                 f"{c.peak_rss_mb:.0f}",
                 f"{c.peak_pss_mb:.0f}",
             ]
@@ -353,6 +385,11 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
         )
     out.append(h.table(rows, header))
     seeds = {(c.latency_ms, c.clients): c for c in cells if c.target == "seed"}
+    floors = floor_breakdown(cells, seeds)
+    if floors:
+        out.append("")
+        out.append("Server CPU per flow (ms) at 0 ms upstream, layer by layer: the floors, then the app's own work")
+        out.append(floors)
     apps = [c for c in cells if c.target != "seed"]
     if seeds:
         header = [
@@ -388,6 +425,8 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
         out.append("")
         out.append("Targets:")
         for c in apps:
+            if is_floor(c):
+                continue
             s = seeds.get((c.latency_ms, c.clients))
             if s is None or not s.flows:
                 continue
@@ -413,6 +452,50 @@ def report(cells: list[Cell], args: argparse.Namespace) -> str:
                     f"{cpu_ratio:.2f}× seed (≤ 4×)"
                 )
     return "\n".join(out)
+
+
+def is_floor(cell: Cell) -> bool:
+    return cell.target.startswith("floor ")
+
+
+def floor_breakdown(cells: list[Cell], seeds: dict[tuple[int, int], Cell]) -> str:
+    """The app's 0 ms server CPU per flow in layers: gunicorn, Django, DRF, the app's own work; "" without floors."""
+    by_target = {(c.target, c.latency_ms, c.clients): c for c in cells}
+    header = [
+        "server",
+        "clients",
+        "bare gunicorn",
+        "+ Django and the site's middleware",
+        "+ DRF",
+        "+ the app's own work",
+        "app",
+        "DRF floor / seed",
+    ]
+    rows = []
+    for c in cells:
+        if c.latency_ms != 0 or c.target == "seed" or is_floor(c):
+            continue
+        layout = c.target.split()[-1]
+        floors = [by_target.get((f"floor {kind} {layout}", 0, c.clients)) for kind, _ in FLOORS]
+        if not all(f is not None and f.flows for f in floors):
+            continue
+        bare, django, drf = (f.per_flow_ms(f.server_cpu) for f in floors if f is not None)
+        app = c.per_flow_ms(c.server_cpu)
+        seed = seeds.get((0, c.clients))
+        seed_cpu = seed.per_flow_ms(seed.server_cpu) if seed and seed.flows else None
+        rows.append(
+            [
+                c.target,
+                str(c.clients),
+                f"{bare:.2f}",
+                f"{django - bare:+.2f}",
+                f"{drf - django:+.2f}",
+                f"{app - drf:+.2f}",
+                f"{app:.2f}",
+                f"{drf:.2f} / {seed_cpu:.2f} = {drf / seed_cpu:.2f}×" if seed_cpu else "-",
+            ]
+        )
+    return h.table(rows, header) if rows else ""
 
 
 def parse_servers(text: str) -> list[tuple[int, int]]:
@@ -467,6 +550,12 @@ def main() -> int:
     )
     parser.add_argument("--seed", action="store_true", help="also run the Express seed under the same driver")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run the framework floors (bench/floorsite: bare gunicorn, a Django view, a DRF view, "
+        "each doing no OTP work) in the 0 ms cells",
+    )
+    parser.add_argument(
         "--seed-dir",
         type=Path,
         default=Path("/work/shared/peers/express-seed"),
@@ -517,6 +606,8 @@ def main() -> int:
         extra[name] = value
 
     total = (len(servers) + args.seed) * len(args.latency_ms) * len(args.clients) * args.repeat
+    if args.floor and 0 in args.latency_ms:
+        total += len(FLOORS) * len(args.clients) * args.repeat
     h.log(f"{total} cells of {args.warmup:.0f}+{args.duration:.0f} s; logs in {args.work_dir}")
     seed_dir = h.prepare_seed(args.seed_dir, args.work_dir) if args.seed else None
     cells: list[Cell] = []
@@ -571,6 +662,8 @@ def main() -> int:
                     )
             stack.stop(site)
             h.flush_redis(args.redis_url)
+        if args.floor:
+            cells += run_floors(stack, env, site_port, servers[0], emulator, emulator_port, args, phones)
     if stack.interrupted:
         return 130
     h.log("")
@@ -583,6 +676,40 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(c) for c in cells], indent=2))
     return 0
+
+
+def run_floors(
+    stack: h.Stack,
+    env: dict[str, str],
+    port: int,
+    server: tuple[int, int],
+    emulator: Any,
+    emulator_port: int,
+    args: argparse.Namespace,
+    phones: Phones,
+) -> list[Cell]:
+    """Every floor of ``bench/floorsite`` under the same gunicorn layout, at 0 ms (they call no upstream)."""
+    if 0 not in args.latency_ms:
+        h.log("floors: skipped, they run only in the 0 ms cells")
+        return []
+    workers, threads = server
+    floor_env = env | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(h.ROOT / "bench"), env.get("PYTHONPATH")])),
+        "DJANGO_SETTINGS_MODULE": "floorsite.settings",
+    }
+    cells = []
+    for kind, app in FLOORS:
+        name = f"floor {kind} {workers}x{threads}"
+        h.log(f"{name}: the same gunicorn answering both endpoints with no OTP work (bench/floorsite)")
+        site = h.start_gunicorn(
+            stack, floor_env | {"FLOOR_VIEW": kind}, port, workers, threads, name=f"floor-{kind}", app=app
+        )
+        for clients, _ in itertools.product(args.clients, range(args.repeat)):
+            cells.append(
+                run_cell(name, site.pid, port, emulator.pid, emulator_port, None, 0, clients, args, phones, False)
+            )
+        stack.stop(site)
+    return cells
 
 
 # -- profiling ------------------------------------------------------------------------

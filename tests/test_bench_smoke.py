@@ -57,25 +57,14 @@ def _run(script: str, *args: str, database: str, timeout: float = 60) -> str:
     return result.stdout
 
 
+def _load_smoke(tmp_path: Path, *args: str, database: str, timeout: float = 60) -> str:
+    """bench/load.py at 0 ms, 4 clients for 2 s, on one worker of 8 threads."""
+    common = ("--latency-ms", "0", "--clients", "4", "--duration", "2", "--warmup", "0.5", "--server", "1x8")
+    return _run("load.py", *common, *args, "--work-dir", str(tmp_path), database=database, timeout=timeout)
+
+
 def test_load_smoke(tmp_path: Path) -> None:
-    out = _run(
-        "load.py",
-        "--latency-ms",
-        "0",
-        "--clients",
-        "4",
-        "--duration",
-        "2",
-        "--warmup",
-        "0.5",
-        "--server",
-        "1x8",
-        "--repeat",
-        "2",
-        "--work-dir",
-        str(tmp_path),
-        database="otp_loadbench_smoke",
-    )
+    out = _load_smoke(tmp_path, "--repeat", "2", database="otp_loadbench_smoke")
     assert "| app 1x8 " in out
     row = next(line for line in out.splitlines() if line.startswith("| app 1x8 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -83,6 +72,27 @@ def test_load_smoke(tmp_path: Path) -> None:
     assert cells[7] == "0", row  # no errors
     runs = [float(r) for r in cells[-1].split(",")]
     assert len(runs) == 2 and float(cells[3]) == min(runs), row  # the lower middle of two runs
+
+
+def test_load_floor_smoke(tmp_path: Path) -> None:
+    """--floor serves both endpoints from each floor with no error and splits the app's CPU into its layers."""
+    out = _load_smoke(tmp_path, "--floor", database="otp_loadbench_floor_smoke", timeout=120)
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 8 and cells[1] == "0 ms":
+            rows[cells[0]] = cells
+    assert set(rows) == {"app 1x8", "floor bare 1x8", "floor django 1x8", "floor drf 1x8"}, out
+    for name, cells in rows.items():
+        assert float(cells[3]) > 0 and cells[7] == "0", (name, cells)  # flows/s, no errors
+    layers = next(line for line in out.splitlines() if line.startswith("| app 1x8 ") and "+" in line)
+    cells = [c.strip() for c in layers.strip("|").split("|")]
+    floor_drf = float(rows["floor drf 1x8"][8])
+    app = float(rows["app 1x8"][8])
+    # bare + Django + DRF adds up to the DRF floor, and the app's own work is the rest.
+    assert abs(float(cells[2]) + float(cells[3]) + float(cells[4]) - floor_drf) < 0.02, layers
+    assert abs(float(cells[5]) - (app - floor_drf)) < 0.02, layers
+    assert float(cells[6]) == app, layers
 
 
 def test_attack_smoke(tmp_path: Path) -> None:
