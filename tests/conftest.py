@@ -18,6 +18,8 @@ from otp.providers import locmem
 pytest_plugins = ["otp.testing"]
 
 INFOBIP_BASE = "https://xyz.api.infobip.com"
+# Infobip's HTTP calls leave through this adapter's send, which responses patches.
+INFOBIP_HTTP_SEND = "otp.providers.transport.KeepAliveAdapter.send"
 INFOBIP_OPTIONS = {
     "api_key": "test-api-key-0123456789",
     "base_url": "xyz.api.infobip.com",
@@ -85,8 +87,13 @@ def infobip(settings: Any) -> Iterator[responses.RequestsMock]:
         "PROVIDER": "otp.providers.infobip.InfobipProvider",
         "PROVIDER_OPTIONS": dict(INFOBIP_OPTIONS),
     }
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with infobip_http(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+def infobip_http(**options: Any) -> responses.RequestsMock:
+    """A ``responses`` mock of the Infobip client's HTTP calls."""
+    return responses.RequestsMock(target=INFOBIP_HTTP_SEND, **options)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-import responses
 
 from otp.exceptions import (
     PinNotFound,
@@ -19,7 +18,7 @@ from otp.exceptions import (
     ProviderUnavailable,
 )
 from otp.providers.infobip import InfobipProvider, InvalidBaseUrl, normalize_base_url
-from tests.conftest import INFOBIP_BASE, INFOBIP_OPTIONS, PHONE
+from tests.conftest import INFOBIP_BASE, INFOBIP_OPTIONS, PHONE, infobip_http
 
 PIN_ID = "9C817C6F8AF3D48F9FE553282AFA2B67"
 SEND_URL = f"{INFOBIP_BASE}/2fa/2/pin"
@@ -33,7 +32,7 @@ def provider() -> InfobipProvider:
 
 @pytest.fixture
 def http():
-    with responses.RequestsMock() as mock:
+    with infobip_http() as mock:
         yield mock
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import requests
-import responses
 from django.core.management import CommandError, call_command, execute_from_command_line
 
 from otp import provisioning
 from otp.provisioning import parse_duration, parse_limit, render_duration, update_env_text, write_env
+from tests.conftest import infobip_http
 
 KEY = "prov-secret-key-0123456789abcdef"
 BASE = "https://xyz.api.infobip.com"
@@ -74,7 +74,7 @@ def configured_ids(settings: Any) -> None:
 
 @pytest.fixture
 def http() -> Any:
-    with responses.RequestsMock() as mock:  # every registered answer must be asked for
+    with infobip_http() as mock:  # every registered answer must be asked for
         yield mock
 
 
@@ -183,7 +183,7 @@ def test_second_run_changes_nothing(http, tmp_path):
     app_body, template_body = calls(http)[1][2], calls(http)[2][2]
     first = env.read_bytes()
 
-    with responses.RequestsMock() as again:  # Infobip now holds exactly what the first run sent
+    with infobip_http() as again:  # Infobip now holds exactly what the first run sent
         again.get(APPS, json=[{"applicationId": APP_ID, **app_body}])
         again.get(MESSAGES, json=[{"messageId": MSG_ID, **template_body}])
         out, _ = run("--write-env", str(env))
@@ -579,7 +579,7 @@ def test_api_key_from_another_environment_variable(http, monkeypatch, settings):
 
 def test_base_url_option_overrides_settings(settings):
     settings.OTP["PROVIDER_OPTIONS"]["base_url"] = "wrong.example"
-    with responses.RequestsMock() as mock:
+    with infobip_http() as mock:
         mock.get("http://127.0.0.1:18081/2fa/2/applications", json=[LIVE_APP])
         mock.get(f"http://127.0.0.1:18081/2fa/2/applications/{APP_ID}/messages", json=[LIVE_TEMPLATE])
         assert "up to date" in run("--base-url", "http://127.0.0.1:18081")[0]

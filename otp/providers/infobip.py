@@ -1,4 +1,4 @@
-"""Infobip 2FA over HTTP with ``requests``.
+"""Infobip 2FA over HTTP with ``requests`` (sent by :mod:`otp.providers.transport`).
 
 Transport only: it turns Infobip's answers into :class:`SendResult`,
 :class:`VerifyResult` and typed exceptions. See Infobip's API reference for
@@ -17,7 +17,6 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 from django.core.checks import CheckMessage, Error
-from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
@@ -33,6 +32,7 @@ from otp.exceptions import (
 )
 from otp.net import is_loopback
 from otp.providers.base import SMS, VOICE, BaseProvider, SendResult, VerifyResult
+from otp.providers.transport import KeepAliveAdapter
 from otp.redaction import install_transport_log_filter
 
 logger = logging.getLogger(__name__)
@@ -98,9 +98,11 @@ def build_session(api_key: str, pool_maxsize: int = DEFAULT_POOL_MAXSIZE) -> req
             "Authorization": f"App {api_key}",
             "Accept": "application/json",
             "User-Agent": f"django-otp-infobip/{__version__}",
+            # Answers are a few hundred bytes: nothing to gain from compression.
+            "Accept-Encoding": "identity",
         }
     )
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
+    adapter = KeepAliveAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
