@@ -54,8 +54,8 @@ PARTS = (
     ("django.db.backends.base.base", "BaseDatabaseWrapper.commit", "SQL commit"),
     ("django.db.backends.base.base", "BaseDatabaseWrapper.connect", "pool check-out"),
     ("django.db.backends.base.base", "BaseDatabaseWrapper.close", "pool check-in"),
-    ("otp.providers.infobip", "request_json", "Infobip call (requests)"),
-    ("urllib3.connectionpool", "HTTPConnectionPool.urlopen", "Infobip call (urllib3, socket)"),
+    ("otp.providers.infobip", "request_json", "Infobip call (request, answer)"),
+    ("otp.providers.transport", "KeepAliveAdapter.send", "Infobip call (http.client, socket)"),
     ("logging", "Logger._log", "logging"),
     ("otp.tokens", "make_token", "verification token"),
 )
