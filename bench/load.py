@@ -621,6 +621,7 @@ def main() -> int:
         env = h.site_env(database_url=db_url, redis_url=args.redis_url, emulator_port=emulator_port, extra=extra)
         h.migrate(env)
         seed = h.start_seed(stack, seed_dir, seed_port, emulator_port) if seed_dir else None
+        floors = start_floors(stack, env, servers[0], args) if args.floor else []
         for index, (workers, threads) in enumerate(servers):
             name = f"app {workers}x{threads}"
             h.log(f"{name}: gunicorn {workers} workers x {threads} threads on PostgreSQL + Redis, limits {args.limits}")
@@ -660,10 +661,27 @@ def main() -> int:
                             phones,
                         )
                     )
+                if index == 0 and latency == 0:
+                    # Right after the app's cell: the VM's speed drifts, and the
+                    # layers are differences between these figures.
+                    for floor_name, floor, floor_port in floors:
+                        cells.append(
+                            run_cell(
+                                floor_name,
+                                floor.pid,
+                                floor_port,
+                                emulator.pid,
+                                emulator_port,
+                                None,
+                                0,
+                                clients,
+                                args,
+                                phones,
+                                False,
+                            )
+                        )
             stack.stop(site)
             h.flush_redis(args.redis_url)
-        if args.floor:
-            cells += run_floors(stack, env, site_port, servers[0], emulator, emulator_port, args, phones)
     if stack.interrupted:
         return 130
     h.log("")
@@ -678,17 +696,14 @@ def main() -> int:
     return 0
 
 
-def run_floors(
-    stack: h.Stack,
-    env: dict[str, str],
-    port: int,
-    server: tuple[int, int],
-    emulator: Any,
-    emulator_port: int,
-    args: argparse.Namespace,
-    phones: Phones,
-) -> list[Cell]:
-    """Every floor of ``bench/floorsite`` under the same gunicorn layout, at 0 ms (they call no upstream)."""
+def start_floors(
+    stack: h.Stack, env: dict[str, str], server: tuple[int, int], args: argparse.Namespace
+) -> list[tuple[str, Any, int]]:
+    """Start every floor of ``bench/floorsite`` under the app's first gunicorn layout: (name, process, port).
+
+    They run in the 0 ms cells only (they call no upstream), each right after
+    the app's cell of the same client count.
+    """
     if 0 not in args.latency_ms:
         h.log("floors: skipped, they run only in the 0 ms cells")
         return []
@@ -697,19 +712,15 @@ def run_floors(
         "PYTHONPATH": os.pathsep.join(filter(None, [str(h.ROOT / "bench"), env.get("PYTHONPATH")])),
         "DJANGO_SETTINGS_MODULE": "floorsite.settings",
     }
-    cells = []
+    floors = []
     for kind, app in FLOORS:
-        name = f"floor {kind} {workers}x{threads}"
+        name, port = f"floor {kind} {workers}x{threads}", h.free_port()
         h.log(f"{name}: the same gunicorn answering both endpoints with no OTP work (bench/floorsite)")
-        site = h.start_gunicorn(
+        proc = h.start_gunicorn(
             stack, floor_env | {"FLOOR_VIEW": kind}, port, workers, threads, name=f"floor-{kind}", app=app
         )
-        for clients, _ in itertools.product(args.clients, range(args.repeat)):
-            cells.append(
-                run_cell(name, site.pid, port, emulator.pid, emulator_port, None, 0, clients, args, phones, False)
-            )
-        stack.stop(site)
-    return cells
+        floors.append((name, proc, port))
+    return floors
 
 
 # -- profiling ------------------------------------------------------------------------
