@@ -118,7 +118,7 @@ OFF_LIMITS = dict.fromkeys(
 )
 
 
-#: The framework floors of --floor (bench/floorsite): name, WSGI application, the view behind it.
+#: The framework floors of --floor (bench/floorsite): the view (FLOOR_VIEW) and the WSGI application serving it.
 FLOORS = (("bare", "floorsite.bare"), ("django", "otpsite.wsgi"), ("drf", "otpsite.wsgi"))
 #: The floors take any PIN, so their users skip the look-up.
 FLOOR_PIN = b"000000"
