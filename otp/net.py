@@ -1,8 +1,9 @@
-"""Network helpers shared by the Infobip provider and the emulator."""
+"""Network helpers shared by the Infobip provider, the emulator and the site's database backend."""
 
 from __future__ import annotations
 
 import ipaddress
+import select
 
 
 def is_loopback(host: str) -> bool:
@@ -13,3 +14,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def has_input(fileno: int) -> bool:
+    """True when the socket ``fileno`` can be read at once: data, end of stream or an error.
+
+    ``poll``, not ``select``: a busy worker's descriptors go past 1023, which
+    ``select`` refuses.
+    """
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN)
+    return bool(poller.poll(0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import resource
 import shutil
 import ssl
 import subprocess
@@ -118,6 +120,26 @@ def test_a_connection_the_server_hung_up_is_replaced_before_use(upstream, sessio
     assert response.status_code == 200
     assert len(upstream.connections) == 2
     assert [path for path, _, _ in upstream.requests] == ["/hang-up", "/ok"]  # nothing sent twice
+
+
+@pytest.fixture
+def high_descriptors() -> Iterator[None]:
+    """Holds enough descriptors that the next sockets get numbers past 1023, as in a busy worker."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"RLIMIT_NOFILE {soft} is too low to open 1,100 descriptors")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    yield
+    for fd in held:
+        os.close(fd)
+
+
+def test_a_kept_connection_past_descriptor_1023_is_still_reused(high_descriptors, upstream, session):
+    for _ in range(3):
+        assert session.post(_url(upstream, "/ok"), json={}, timeout=TIMEOUT).status_code == 200
+    (pool,) = session.get_adapter("http://x")._idle.values()
+    assert pool.queue[0].sock.fileno() > 1023
+    assert len(upstream.connections) == 1
 
 
 def _kept(session: requests.Session) -> int:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import http.client
 import queue
-import select
 import ssl
 import threading
 import zlib
@@ -43,6 +42,8 @@ from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers
+
+from otp.net import has_input
 
 #: An answer larger than this is refused: Infobip's are a few hundred bytes.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -216,10 +217,9 @@ def _usable(conn: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        return not has_input(sock.fileno())
     except (OSError, ValueError):
         return False
-    return not readable
 
 
 def _decoded(content: bytes, encoding: str, request: PreparedRequest) -> bytes:
