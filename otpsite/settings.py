@@ -73,6 +73,9 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, but a pooled connection the server closed is replaced
+    # at check-out instead of failing a request (otpsite/postgres/base.py).
+    DATABASES["default"]["ENGINE"] = "otpsite.postgres"
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     # A row lock held by a stuck transaction makes a competing request fail
     # fast (503) instead of waiting without bound.

@@ -120,6 +120,45 @@ def test_the_site_prepares_a_statement_it_repeats(tmp_path, transactional_db, re
     assert result.stdout.strip() == str(prepared)
 
 
+# One pooled connection: its backend is terminated while it waits in the pool
+# (as a database restart does), then the next request takes a connection.
+STALE_POOLED_CONNECTION = """
+import os, time, django, psycopg
+django.setup()
+from django.db import connection
+
+def backend_pid():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+old = backend_pid()
+connection.close()  # back to the pool
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+    admin.execute("SELECT pg_terminate_backend(%s)", [old])
+    while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [old]).fetchone():
+        time.sleep(0.02)
+time.sleep(0.1)  # the server's goodbye reaches the pooled socket
+print(connection.settings_dict["ENGINE"], old != backend_pid())
+"""
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_closed_is_replaced_not_failed(tmp_path, transactional_db, require_postgres):
+    database = connection.settings_dict  # the test database
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    result = python(
+        tmp_path,
+        STALE_POOLED_CONNECTION,
+        DEBUG="1",
+        DATABASE_URL=url,
+        DATABASE_POOL_MIN_SIZE="1",
+        DATABASE_POOL_MAX_SIZE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["otpsite.postgres", "True"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -329,6 +329,9 @@ def _reset_socket(sock: socket.socket) -> None:
     """Close with a TCP RST: the peer sees the connection die, as on a network fault."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Wakes the pump thread blocked reading it: until that read returns,
+        # the kernel keeps the socket open and the peer hears nothing.
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     sock.close()
