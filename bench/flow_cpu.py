@@ -65,7 +65,7 @@ class Attribution:
     """CPU time per wrapped function, exclusive of the wrapped functions it calls."""
 
     def __init__(self) -> None:
-        self.cpu: collections.Counter[str] = collections.Counter()
+        self.cpu: collections.defaultdict[str, float] = collections.defaultdict(float)
         self.calls: collections.Counter[str] = collections.Counter()
         self._nested: list[float] = []
 
@@ -96,7 +96,7 @@ class Attribution:
 
     def report(self, flows: int) -> str:
         lines = [f"  {'part':40} {'ms/flow':>8} {'calls/flow':>10}"]
-        for label, seconds in self.cpu.most_common():
+        for label, seconds in sorted(self.cpu.items(), key=lambda item: -item[1]):
             lines.append(f"  {label:40} {seconds / flows * 1000:8.2f} {self.calls[label] / flows:10.1f}")
         return "\n".join(lines)
 
