@@ -267,7 +267,10 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=180.0, help="bound of each phase (default 180)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s")
     parser.add_argument(
-        "--workers", type=int, default=h.PRODUCTION_WORKERS, help="gunicorn workers (default: cores + 1)"
+        "--workers",
+        type=int,
+        default=h.PRODUCTION_WORKERS,
+        help=f"gunicorn workers (default: production's, {h.PRODUCTION_WORKERS})",
     )
     parser.add_argument(
         "--threads", type=int, default=h.PRODUCTION_THREADS, help="gunicorn threads per worker (default 64)"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -37,9 +38,11 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 GUNICORN = str(VENV_BIN / "gunicorn") if (VENV_BIN / "gunicorn").exists() else "gunicorn"
 MANAGE = str(ROOT / "manage.py")
-#: gunicorn's workers and threads by default, as otpsite/gunicorn.conf.py sets them.
-PRODUCTION_WORKERS = (os.cpu_count() or 1) + 1
-PRODUCTION_THREADS = 64
+#: gunicorn's workers and threads as production runs them: otpsite/gunicorn.conf.py's
+#: values (cores + 1 and 64, unless GUNICORN_WORKERS or GUNICORN_THREADS is set).
+_GUNICORN_DEFAULTS = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
+PRODUCTION_WORKERS: int = _GUNICORN_DEFAULTS["workers"]
+PRODUCTION_THREADS: int = _GUNICORN_DEFAULTS["threads"]
 
 EMULATOR_KEY = "bench-emulator-key"
 EMULATOR_APP_ID = "BENCHAPP1"

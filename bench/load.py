@@ -537,10 +537,13 @@ def main() -> int:
         "--workers",
         type=int,
         default=h.PRODUCTION_WORKERS,
-        help=f"gunicorn workers (default: the production default, cores + 1 = {h.PRODUCTION_WORKERS})",
+        help=f"gunicorn workers (default: production's, otpsite/gunicorn.conf.py: {h.PRODUCTION_WORKERS})",
     )
     parser.add_argument(
-        "--threads", type=int, default=h.PRODUCTION_THREADS, help="gunicorn threads per worker (default 64)"
+        "--threads",
+        type=int,
+        default=h.PRODUCTION_THREADS,
+        help=f"gunicorn threads per worker (default: production's, {h.PRODUCTION_THREADS})",
     )
     parser.add_argument(
         "--limits",
