@@ -22,7 +22,7 @@ from django.db.backends.postgresql import base
 from otp.net import has_input
 
 
-def is_usable(connection: psycopg.Connection[Any]) -> bool:
+def is_idle_and_open(connection: psycopg.Connection[Any]) -> bool:
     """True when an idle connection is open and the server has said nothing on it."""
     if connection.closed:
         return False
@@ -40,7 +40,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return connection
         # The pool holds at most max_size dead connections.
         for _ in range(pool.max_size):
-            if is_usable(connection):
+            if is_idle_and_open(connection):
                 return connection
             connection.close()
             pool.putconn(connection)  # a closed one is discarded and replaced

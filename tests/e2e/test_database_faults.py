@@ -29,8 +29,8 @@ def wait_until_serving(site, new_phone, seconds: float = 15) -> list[str]:
         if response.status_code == 200:
             return [
                 event["error"]
-                for request_id in failed
-                for event in site.events(request_id)
+                for failed_id in failed
+                for event in site.events(failed_id)
                 if event.get("event") == "otp_database_error"
             ]
         assert response.status_code == 503, response.text  # never a 500
