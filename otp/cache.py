@@ -6,7 +6,8 @@ some 170 response callbacks every time, which made up about a tenth of the
 CPU of an OTP request (the IP limiter and the circuit breaker make several
 cache calls each). This backend keeps one client per connection pool, and
 one pool per process for each configuration (Django's per-thread backends
-each opened their own); clients and pools are thread-safe.
+each opened their own); clients and pools are thread-safe. Connects and
+replies time out after a second unless configured otherwise.
 ``incr`` is one round trip (a server-side script) instead of Django's two
 (``EXISTS`` then ``INCRBY``), and ``count`` adds one to a counter that it
 creates with an expiry when missing, also in one round trip (the IP limits'
@@ -98,10 +99,19 @@ _shared_clients: dict[tuple[Any, ...], ReusingRedisCacheClient] = {}
 _shared_clients_lock = threading.Lock()
 
 
+# A Redis that stops answering without a reset (a partition, a host gone)
+# holds every request that counts a limit for as long as redis-py waits: 5 s
+# per call from redis-py 8, without bound before it. A healthy Redis answers
+# in a millisecond, so one second bounds each connect and each reply. OPTIONS,
+# or the LOCATION's query string (redis://...?socket_timeout=2), set others.
+DEFAULT_TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+        self._options = {**DEFAULT_TIMEOUTS, **self._options}  # type: ignore[has-type]  # Django's, untyped
 
     @cached_property
     def _cache(self) -> ReusingRedisCacheClient:

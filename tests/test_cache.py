@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from typing import Any
+
 import pytest
 import redis
 
@@ -172,3 +177,65 @@ def test_the_backends_of_all_threads_share_one_client_and_its_connections(settin
     assert len(connected) == 1
     other = RedisCache(URL.replace("/15", "/14"), {"OPTIONS": options})
     assert other._cache is not clients[0][1]  # another server is another client
+
+
+class SilentServer:
+    """Accepts connections and reads what comes, never answers: a Redis that stopped answering."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(connection)  # kept open, never read from or written to
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def seconds_to_fail(backend: RedisCache) -> float:
+    """How long a cache read takes to fail; at most 10 s are waited for."""
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        started = time.monotonic()
+        try:
+            backend.get("key")
+        except redis.TimeoutError:
+            outcome["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert "seconds" in outcome, "the read neither answered nor timed out"
+    return outcome["seconds"]
+
+
+@pytest.mark.parametrize(
+    ("location", "options", "bound"),
+    [
+        ("", {}, 1.0),  # the backend's own default
+        ("?socket_timeout=0.2", {}, 0.2),
+        ("", {"socket_timeout": 0.3}, 0.3),
+    ],
+)
+def test_a_redis_that_stops_answering_fails_a_call_in_bounded_time(silent_server, location, options, bound):
+    backend = RedisCache(silent_server.url + location, {"OPTIONS": options})
+    elapsed = seconds_to_fail(backend)
+    assert bound * 0.9 <= elapsed < bound + 1.0, elapsed
