@@ -133,6 +133,34 @@ def check_limiter_cache_deploy(app_configs: Any = None, **kwargs: Any) -> list[C
     return []
 
 
+# Redis backends that leave the wait for a reply to redis-py's default, and
+# the OPTIONS key that sets it. otp.cache.RedisCache sets one; Memcached's
+# clients have their own.
+_UNBOUNDED_REDIS_BACKENDS = {
+    "django.core.cache.backends.redis.RedisCache": "socket_timeout",
+    "django_redis.cache.RedisCache": "SOCKET_TIMEOUT",
+}
+
+
+@register(Tags.security, deploy=True)
+def check_limiter_cache_timeout_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
+    config = settings.CACHES.get(alias, {})
+    option = _UNBOUNDED_REDIS_BACKENDS.get(config.get("BACKEND", ""))
+    if not _ip_limits_on() or option is None:
+        return []
+    if config.get("OPTIONS", {}).get(option) or "socket_timeout=" in str(config.get("LOCATION", "")):
+        return []
+    return [
+        Warning(
+            "The rate-limit cache sets no socket timeout: a Redis that stops answering holds "
+            "each OTP request for redis-py's default wait (5 s per call from redis-py 8, unbounded before).",
+            hint=f"Use otp.cache.RedisCache (1 s by default) or set CACHES['{alias}']['OPTIONS']['{option}'].",
+            id="otp.W029",
+        )
+    ]
+
+
 @register(Tags.security, deploy=True)
 def check_allowed_regions_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if otp_settings.ALLOWED_REGIONS is None:

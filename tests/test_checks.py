@@ -6,7 +6,15 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from otp.checks import check_policy, check_provider
+from otp.checks import (
+    check_allowed_regions_deploy,
+    check_limiter_cache,
+    check_limiter_cache_deploy,
+    check_limiter_cache_timeout_deploy,
+    check_limits,
+    check_policy,
+    check_provider,
+)
 from tests.conftest import INFOBIP_OPTIONS
 
 INFOBIP = "otp.providers.infobip.InfobipProvider"
@@ -63,6 +71,68 @@ def test_infobip_options(settings):
 def test_policy_errors(settings, key, value, check_id):
     settings.OTP = {**settings.OTP, key: value}
     assert ids(check_policy()) == [check_id]
+
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+DJANGO_REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}
+
+
+def test_a_per_process_limiter_cache_warns_and_fails_deploy(settings):
+    settings.CACHES = {"default": LOCMEM}
+    assert check_limiter_cache() == [] and check_limiter_cache_deploy() == []  # IP limits off
+    settings.OTP = {**settings.OTP, "IP_SEND_RATE": "5/15m"}
+    assert ids(check_limiter_cache()) == ["otp.W020"]
+    assert ids(check_limiter_cache_deploy()) == ["otp.E021"]
+    settings.CACHES = {"default": LOCMEM, "limits": DJANGO_REDIS}
+    settings.RATELIMIT_USE_CACHE = "limits"
+    assert check_limiter_cache() == [] and check_limiter_cache_deploy() == []
+
+
+@pytest.mark.parametrize(
+    ("cache", "warned"),
+    [
+        (DJANGO_REDIS, True),
+        ({**DJANGO_REDIS, "OPTIONS": {"socket_timeout": 1.0}}, False),
+        ({**DJANGO_REDIS, "LOCATION": "redis://127.0.0.1:6379/0?socket_timeout=2"}, False),
+        ({"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}, True),
+        ({"BACKEND": "django_redis.cache.RedisCache", "OPTIONS": {"SOCKET_TIMEOUT": 1}}, False),
+        ({**DJANGO_REDIS, "BACKEND": "otp.cache.RedisCache"}, False),  # bounded by default
+        (LOCMEM, False),
+    ],
+)
+def test_a_redis_limiter_cache_without_a_socket_timeout_warns_on_deploy(settings, cache, warned):
+    settings.CACHES = {"default": cache}
+    settings.OTP = {**settings.OTP, "IP_VERIFY_RATE": "10/h"}
+    assert ids(check_limiter_cache_timeout_deploy()) == (["otp.W029"] if warned else [])
+    settings.OTP = {**settings.OTP, "IP_VERIFY_RATE": None}
+    assert check_limiter_cache_timeout_deploy() == []  # nothing counts in it
+
+
+def test_unset_allowed_regions_warn_on_deploy(settings):
+    settings.OTP = {**settings.OTP, "ALLOWED_REGIONS": None}
+    assert ids(check_allowed_regions_deploy()) == ["otp.W022"]
+    settings.OTP = {**settings.OTP, "ALLOWED_REGIONS": ["US"]}
+    assert check_allowed_regions_deploy() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check_id"),
+    [
+        ("MAX_SENDS_PER_HOUR", 0, "otp.E023"),
+        ("MAX_SENDS_PER_PHONE_PER_DAY", "5", "otp.E023"),
+        ("RESEND_COOLDOWN_SECONDS", -1, "otp.E024"),
+        ("TRUSTED_PROXY_COUNT", 1.5, "otp.E024"),
+        ("MAX_FAILURES_PER_PHONE", 101, "otp.E025"),
+        ("IP_SEND_RATE", "5 per minute", "otp.E026"),
+        ("ALLOWED_REGIONS", ["US", "XX"], "otp.E027"),
+        ("ALLOWED_REGIONS", "US", "otp.E027"),
+        ("ALLOWED_NUMBER_TYPES", ["MOBILE", "PAGER2"], "otp.E028"),
+    ],
+)
+def test_limit_errors(settings, key, value, check_id):
+    assert check_limits() == []
+    settings.OTP = {**settings.OTP, key: value}
+    assert ids(check_limits()) == [check_id]
 
 
 def test_manage_check_fails_on_error(settings):
