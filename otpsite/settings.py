@@ -85,6 +85,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # hours, so the hot statements are parsed and planned once, not per call.
     # Off (DATABASE_PREPARE_THRESHOLD=off) behind a transaction-mode pooler
     # such as PgBouncer, which cannot keep prepared statements.
+    # A database that stops answering without a reset (a partition, a host
+    # gone) fails a request after about DATABASE_NETWORK_TIMEOUT seconds, not
+    # after the kernel's retransmission limit (some 15 minutes) or, for a
+    # query already sent, never: TCP_USER_TIMEOUT bounds data the server does
+    # not acknowledge, keepalive probes find a silent server while a query
+    # waits, and connect_timeout bounds the pool's new connections. A live
+    # server acknowledges both, however long its query runs. libpq parameters
+    # in DATABASE_URL's query string (?tcp_user_timeout=...) win; 0 leaves
+    # libpq's and the kernel's defaults.
+    _network_timeout = env.int("DATABASE_NETWORK_TIMEOUT", default=10)
+    if _network_timeout > 0:
+        for _name, _value in {
+            "connect_timeout": max(2, _network_timeout),  # libpq's least
+            "tcp_user_timeout": _network_timeout * 1000,
+            "keepalives": 1,
+            "keepalives_idle": max(1, _network_timeout // 2),
+            "keepalives_interval": max(1, _network_timeout // 5),
+        }.items():
+            _options.setdefault(_name, _value)
     _options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
     _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
     _options["prepare_threshold"] = None if _prepare_threshold in ("", "off") else int(_prepare_threshold)

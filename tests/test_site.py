@@ -120,6 +120,35 @@ def test_the_site_prepares_a_statement_it_repeats(tmp_path, transactional_db, re
     assert result.stdout.strip() == str(prepared)
 
 
+NETWORK_PARAMETERS = (
+    "import django; django.setup(); from django.db import connection\n"
+    "connection.ensure_connection(); p = connection.connection.info.get_parameters()\n"
+    "print(*(p.get(k, '-') for k in "
+    "('connect_timeout', 'tcp_user_timeout', 'keepalives', 'keepalives_idle', 'keepalives_interval')))"
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("values", "query", "expected"),
+    [
+        ({}, "", "10 10000 1 5 2"),
+        ({"DATABASE_NETWORK_TIMEOUT": "3"}, "", "3 3000 1 1 1"),
+        ({}, "?tcp_user_timeout=2500&keepalives_idle=4", "10 2500 1 4 2"),  # the URL's own win
+        ({"DATABASE_NETWORK_TIMEOUT": "0"}, "", "- - - - -"),  # libpq's and the kernel's defaults
+    ],
+)
+def test_a_silent_database_is_given_up_on_after_the_network_timeout(
+    tmp_path, transactional_db, require_postgres, values, query, expected
+):
+    # What the connection was opened with; tests/e2e/test_silent_network.py drops the packets.
+    database = connection.settings_dict
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}{query}"
+    result = python(tmp_path, NETWORK_PARAMETERS, DEBUG="1", DATABASE_URL=url, **values)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
 # One pooled connection: its backend is terminated while it waits in the pool
 # (as a database restart does), then the next request takes a connection.
 STALE_POOLED_CONNECTION = """

@@ -17,6 +17,8 @@ a missing PostgreSQL fails them instead.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -115,9 +117,9 @@ class Database:
         self.server = server
         self.name = name
 
-    def url(self, port: int | None = None) -> str:
+    def url(self, port: int | None = None, host: str | None = None) -> str:
         auth = self.server["user"] + (f":{self.server['password']}" if self.server["password"] else "")
-        return f"postgres://{auth}@{self.server['host']}:{port or self.server['port']}/{self.name}"
+        return f"postgres://{auth}@{host or self.server['host']}:{port or self.server['port']}/{self.name}"
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(
@@ -143,6 +145,22 @@ class Database:
                 [phone],
             )
             return cursor.fetchall()
+
+    @contextlib.contextmanager
+    def phone_row_locked(self, phone: str) -> Iterator[None]:
+        """Create the phone's limit row, then hold it ``FOR UPDATE`` in a transaction until the block ends."""
+        with self.connect() as holder:
+            holder.execute(
+                "INSERT INTO otp_phonestate (phone, recent_sends, consecutive_failures, locked_until) "
+                "VALUES (%s, '', 0, 0)",
+                [phone],
+            )
+            holder.commit()
+            holder.execute("SELECT * FROM otp_phonestate WHERE phone = %s FOR UPDATE", [phone])
+            try:
+                yield
+            finally:
+                holder.rollback()
 
     def truncate(self) -> None:
         with self.connect(autocommit=True) as conn:
@@ -338,12 +356,15 @@ def _reset_socket(sock: socket.socket) -> None:
 
 
 class TcpProxy:
-    """A loopback TCP proxy that a test can cut (every connection reset, new ones refused) and restore."""
+    """A TCP proxy that a test can cut (every connection reset, new ones refused) and restore.
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    It listens on loopback, or on ``listener`` (a socket of a :class:`DroppableLink`).
+    """
+
+    def __init__(self, target: tuple[str, int], listener: socket.socket | None = None) -> None:
         self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
-        self.port = self.listener.getsockname()[1]
+        self.listener = listener or socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.host, self.port = self.listener.getsockname()[:2]
         self._lock = threading.Lock()
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._cut = False
@@ -421,6 +442,91 @@ def pg_proxy(e2e_database: Database) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+# -- a network link that can silently drop every packet -------------------------------
+
+_CLONE_NEWNET = 0x40000000
+_link_count = 0
+
+
+class DroppableLink:
+    """A veth pair into a network namespace of its own: the host's end ``10.x.y.1``, the far end ``.2``.
+
+    A socket from :meth:`listen` lives in the namespace, so connections to it
+    cross the link. :meth:`drop` takes the far end down: from then on every
+    packet on the link is lost, with no reset and no error, as when a host
+    vanishes or the network partitions. :meth:`restore` brings it back.
+    Needs root (CAP_NET_ADMIN) and iproute2.
+    """
+
+    def __init__(self) -> None:
+        global _link_count
+        _link_count += 1
+        tag = f"{os.getpid() % 1_000_000:06d}{_link_count % 10}"
+        self.namespace = f"otp-e2e-{tag}"
+        self.host_end, self.far_end = f"otpl{tag}h", f"otpl{tag}n"
+        # A /30 of 10.231.0.0/16 per link, apart from those of a parallel run.
+        base = (os.getpid() * 8 + _link_count) % 16384 * 4
+        self.host_address = f"10.231.{base // 256}.{base % 256 + 1}"
+        self.address = f"10.231.{base // 256}.{base % 256 + 2}"
+        try:
+            self._run("ip", "netns", "add", self.namespace)
+            self._run("ip", "link", "add", self.host_end, "type", "veth", "peer", "name", self.far_end)
+            self._run("ip", "link", "set", self.far_end, "netns", self.namespace)
+            self._run("ip", "addr", "add", f"{self.host_address}/30", "dev", self.host_end)
+            self._run("ip", "link", "set", self.host_end, "up")
+            self._run("ip", "-n", self.namespace, "addr", "add", f"{self.address}/30", "dev", self.far_end)
+            self.restore()
+        except (OSError, subprocess.SubprocessError):
+            self.close()
+            raise
+
+    @staticmethod
+    def _run(*command: str) -> None:
+        subprocess.run(command, check=True, capture_output=True, timeout=10)
+
+    def listen(self) -> socket.socket:
+        """A listening socket on the far end, made by a thread that joins the namespace for it."""
+        made: dict[str, Any] = {}
+
+        def make() -> None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{self.namespace}") as namespace:
+                if libc.setns(namespace.fileno(), _CLONE_NEWNET) != 0:
+                    made["error"] = OSError(ctypes.get_errno(), "setns")
+                    return
+            made["socket"] = socket.create_server((self.address, 0), backlog=256)
+
+        thread = threading.Thread(target=make)  # the namespace goes with the thread
+        thread.start()
+        thread.join()
+        if "error" in made:
+            raise made["error"]
+        return made["socket"]
+
+    def drop(self) -> None:
+        self._run("ip", "-n", self.namespace, "link", "set", self.far_end, "down")
+
+    def restore(self) -> None:
+        self._run("ip", "-n", self.namespace, "link", "set", self.far_end, "up")
+
+    def close(self) -> None:
+        """Delete the namespace, and with it both ends of the link."""
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", self.host_end], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def droppable_link() -> Iterator[DroppableLink]:
+    try:
+        link = DroppableLink()
+    except (OSError, subprocess.SubprocessError) as err:
+        pytest.skip(f"needs root and iproute2 for a network namespace: {err}")
+    try:
+        yield link
+    finally:
+        link.close()
 
 
 # -- a listener that records whether anything connected ------------------------------
@@ -727,3 +833,28 @@ def assert_unavailable(response: requests.Response, code: str = "provider_unavai
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json() == {"error": UNAVAILABLE, "code": code}
     assert "Traceback" not in response.text
+
+
+def wait_until_serving(site, new_phone, seconds: float = 15) -> list[str]:
+    """Send until one succeeds; returns the database errors of those that failed first."""
+    deadline = time.monotonic() + seconds
+    failed: list[str] = []
+    while True:
+        request_id = f"e2e-restored-{time.monotonic_ns()}"
+        response = site.send(new_phone(), request_id=request_id)
+        if response.status_code == 200:
+            return [
+                event["error"]
+                for failed_id in failed
+                for event in site.events(failed_id)
+                if event.get("event") == "otp_database_error"
+            ]
+        assert response.status_code == 503, response.text  # never a 500
+        failed.append(request_id)
+        assert time.monotonic() < deadline, f"the site still fails after {len(failed)} requests"
+        time.sleep(0.05)
+
+
+def assert_no_dead_connection_used(errors: list[str]) -> None:
+    """A request may wait out the pool's reconnect backoff, but none fails on a dead pooled connection."""
+    assert set(errors) <= {"PoolTimeout"}, errors

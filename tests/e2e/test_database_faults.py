@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import assert_unavailable
+from tests.e2e.conftest import assert_no_dead_connection_used, assert_unavailable, wait_until_serving
 
 pytestmark = pytest.mark.postgres
 
@@ -17,31 +17,6 @@ LOCK_TIMEOUT_MS = 500
 
 def masked(phone: str) -> str:
     return "+1" + "*" * (len(phone) - 4) + phone[-2:]
-
-
-def wait_until_serving(site, new_phone, seconds: float = 15) -> list[str]:
-    """Send until one succeeds; returns the database errors of those that failed first."""
-    deadline = time.monotonic() + seconds
-    failed: list[str] = []
-    while True:
-        request_id = f"e2e-restored-{time.monotonic_ns()}"
-        response = site.send(new_phone(), request_id=request_id)
-        if response.status_code == 200:
-            return [
-                event["error"]
-                for failed_id in failed
-                for event in site.events(failed_id)
-                if event.get("event") == "otp_database_error"
-            ]
-        assert response.status_code == 503, response.text  # never a 500
-        failed.append(request_id)
-        assert time.monotonic() < deadline, f"the site still fails after {len(failed)} requests"
-        time.sleep(0.05)
-
-
-def assert_no_dead_connection_used(errors: list[str]) -> None:
-    """A request may wait out the pool's reconnect backoff, but none fails on a dead pooled connection."""
-    assert set(errors) <= {"PoolTimeout"}, errors
 
 
 def test_database_down_before_send_sends_no_sms(start_site, pg_proxy, emulator, e2e_database, new_phone, measure):
@@ -113,18 +88,10 @@ def test_database_lost_after_the_provider_accepted_logs_an_orphan(
 def test_held_row_lock_fails_fast(start_site, emulator, e2e_database, new_phone, measure):
     site = start_site(DATABASE_LOCK_TIMEOUT_MS=str(LOCK_TIMEOUT_MS))
     phone = new_phone()
-    with e2e_database.connect() as holder:
-        holder.execute(
-            "INSERT INTO otp_phonestate (phone, recent_sends, consecutive_failures, locked_until) "
-            "VALUES (%s, '', 0, 0)",
-            [phone],
-        )
-        holder.commit()
-        holder.execute("SELECT * FROM otp_phonestate WHERE phone = %s FOR UPDATE", [phone])
+    with e2e_database.phone_row_locked(phone):
         started = time.monotonic()
         response = site.send(phone, request_id="e2e-lock")
         elapsed = time.monotonic() - started
-        holder.rollback()
     assert_unavailable(response, code="temporarily_unavailable")
     measure("lock_503_seconds", elapsed)
     assert LOCK_TIMEOUT_MS / 1000 - 0.05 <= elapsed < LOCK_TIMEOUT_MS / 1000 + 0.75, elapsed
