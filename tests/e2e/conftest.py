@@ -8,6 +8,9 @@
   application; its fault plan counts every upstream request per route.
 * ``pg_proxy``: a loopback TCP proxy in front of PostgreSQL that a test can
   cut and restore, so the shared server is never touched.
+* ``droppable_link``: a veth link into a network namespace of its own that a
+  test can take down, every packet lost with no reset (root only; skips
+  otherwise); a ``TcpProxy`` listens on its far end.
 * ``start_site``: the site under gunicorn (``otpsite/gunicorn.conf.py``),
   configured from the environment like production, logging JSON to a file.
 
