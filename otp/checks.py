@@ -97,10 +97,14 @@ _LOCAL_CACHES = (
 )
 
 
-def _limiter_cache_is_local() -> bool:
+def _limiter_cache() -> tuple[str, dict[str, Any]]:
+    """The alias and configuration of the cache the IP limits count in."""
     alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
-    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
-    return backend in _LOCAL_CACHES
+    return alias, settings.CACHES.get(alias, {})
+
+
+def _limiter_cache_is_local() -> bool:
+    return _limiter_cache()[1].get("BACKEND", "") in _LOCAL_CACHES
 
 
 def _ip_limits_on() -> bool:
@@ -144,8 +148,7 @@ _UNBOUNDED_REDIS_BACKENDS = {
 
 @register(Tags.security, deploy=True)
 def check_limiter_cache_timeout_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
-    config = settings.CACHES.get(alias, {})
+    alias, config = _limiter_cache()
     option = _UNBOUNDED_REDIS_BACKENDS.get(config.get("BACKEND", ""))
     if not _ip_limits_on() or option is None:
         return []

@@ -80,11 +80,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A row lock held by a stuck transaction makes a competing request fail
     # fast (503) instead of waiting without bound.
     _options["options"] = f"-c lock_timeout={env.int('DATABASE_LOCK_TIMEOUT_MS', default=3000)}"
-    # Bind parameters on the server, and let psycopg prepare a statement once
-    # a connection has run it a few times: the pool keeps connections for
-    # hours, so the hot statements are parsed and planned once, not per call.
-    # Off (DATABASE_PREPARE_THRESHOLD=off) behind a transaction-mode pooler
-    # such as PgBouncer, which cannot keep prepared statements.
     # A database that stops answering without a reset (a partition, a host
     # gone) fails a request after about DATABASE_NETWORK_TIMEOUT seconds, not
     # after the kernel's retransmission limit (some 15 minutes) or, for a
@@ -104,6 +99,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "keepalives_interval": max(1, _network_timeout // 5),
         }.items():
             _options.setdefault(_name, _value)
+    # Bind parameters on the server, and let psycopg prepare a statement once
+    # a connection has run it a few times: the pool keeps connections for
+    # hours, so the hot statements are parsed and planned once, not per call.
+    # Off (DATABASE_PREPARE_THRESHOLD=off) behind a transaction-mode pooler
+    # such as PgBouncer, which cannot keep prepared statements.
     _options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
     _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
     _options["prepare_threshold"] = None if _prepare_threshold in ("", "off") else int(_prepare_threshold)
