@@ -55,7 +55,7 @@ PARTS = (
     ("django.db.backends.base.base", "BaseDatabaseWrapper.connect", "pool check-out"),
     ("django.db.backends.base.base", "BaseDatabaseWrapper.close", "pool check-in"),
     ("otp.providers.infobip", "request_json", "Infobip call (request, answer)"),
-    ("otp.providers.transport", "KeepAliveAdapter.send", "Infobip call (http.client, socket)"),
+    ("requests.adapters", "HTTPAdapter.send", "Infobip call (urllib3, socket)"),
     ("logging", "Logger._log", "logging"),
     ("otp.tokens", "make_token", "verification token"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 # Infobip puts the pinId in the URL path; urllib3 logs request lines at DEBUG.
 _PIN_PATH = re.compile(r"(/2fa/\d+/pin/)[^/\s?\"]+")
@@ -23,6 +24,18 @@ def mask_phone(phone: str, visible: int = 2) -> str:
 def redact_pin_path(text: str) -> str:
     """Replace the pinId segment of a 2FA URL with ``<pinId>``."""
     return _PIN_PATH.sub(r"\1<pinId>", text)
+
+
+def redact_url_credentials(url: str) -> str:
+    """``http://user:secret@proxy:3128`` -> ``http://***@proxy:3128``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 class PinPathRedactingFilter(logging.Filter):

@@ -18,8 +18,8 @@ from otp.providers import locmem
 pytest_plugins = ["otp.testing"]
 
 INFOBIP_BASE = "https://xyz.api.infobip.com"
-# Infobip's HTTP calls leave through this adapter's send, which responses patches.
-INFOBIP_HTTP_SEND = "otp.providers.transport.KeepAliveAdapter.send"
+# Infobip's HTTP calls leave through requests' own adapter, where responses patches by default.
+INFOBIP_HTTP_SEND = "requests.adapters.HTTPAdapter.send"
 INFOBIP_OPTIONS = {
     "api_key": "test-api-key-0123456789",
     "base_url": "xyz.api.infobip.com",

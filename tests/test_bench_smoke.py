@@ -144,4 +144,4 @@ def test_flow_cpu_smoke() -> None:
     parts = {row[:42].strip(): row[42:].split() for row in out.splitlines()[2:]}
     assert parts["SQL statements"][1] == "5.0", out
     assert parts["Infobip call (request, answer)"][1] == "2.0", out
-    assert parts["Infobip call (http.client, socket)"][1] == "2.0", out  # the kept-connection path, not urllib3
+    assert parts["Infobip call (urllib3, socket)"][1] == "2.0", out  # through requests' own adapter

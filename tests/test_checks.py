@@ -53,6 +53,30 @@ def test_infobip_options(settings):
     assert ids(check_provider()) == ["otp.E012"]
 
 
+@pytest.mark.parametrize("key", ["k-123\n", " k-123", "k 123", "k-123\x00", "k-\u00e9123"])
+def test_an_infobip_key_that_cannot_be_sent_fails_the_check_without_showing_it(settings, key):
+    settings.OTP = {"PROVIDER": INFOBIP, "PROVIDER_OPTIONS": {**INFOBIP_OPTIONS, "api_key": key}}
+    (error,) = check_provider()
+    assert error.id == "otp.E013" and "123" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("proxies", "valid"),
+    [
+        ({"https": "http://user:pa55word@proxy.internal:3128"}, True),
+        ({"https": "socks5h://proxy.internal:1080"}, True),
+        ({"https": "proxy.internal:3128"}, False),
+        ({"https": "ftp://user:pa55word@proxy.internal"}, False),
+        ("http://proxy.internal:3128", False),
+    ],
+)
+def test_infobip_proxies_are_checked_without_showing_their_credentials(settings, proxies, valid):
+    settings.OTP = {"PROVIDER": INFOBIP, "PROVIDER_OPTIONS": {**INFOBIP_OPTIONS, "proxies": proxies}}
+    errors = check_provider()
+    assert ids(errors) == ([] if valid else ["otp.E014"])
+    assert "pa55word" not in " ".join(map(str, errors))
+
+
 @pytest.mark.parametrize(
     ("key", "value", "check_id"),
     [

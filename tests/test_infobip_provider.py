@@ -308,3 +308,13 @@ def test_every_call_the_bulkhead_admits_keeps_its_connection(settings, caplog, s
         server.server_close()
     assert len(server.clients) == slots  # type: ignore[attr-defined]  # none discarded and opened again
     assert "Connection pool is full" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_key_read_with_its_newline_answers_503_and_never_reaches_a_log(otp_api, infobip, settings, caplog):
+    settings.OTP = {**settings.OTP, "PROVIDER_OPTIONS": {**INFOBIP_OPTIONS, "api_key": "s3cret-key-from-file\n"}}
+    caplog.set_level(logging.DEBUG)
+    response = otp_api.send()
+    assert response.status_code == 503 and response.json()["code"] == "provider_unavailable"
+    assert len(infobip.calls) == 0
+    assert "s3cret-key" not in caplog.text + response.content.decode()

@@ -1,4 +1,4 @@
-"""Infobip 2FA over HTTP with ``requests`` (sent by :mod:`otp.providers.transport`).
+"""Infobip 2FA over HTTP with ``requests``.
 
 Transport only: it turns Infobip's answers into :class:`SendResult`,
 :class:`VerifyResult` and typed exceptions. See Infobip's API reference for
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
 from django.core.checks import CheckMessage, Error
-from requests.models import PreparedRequest
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
@@ -32,15 +33,17 @@ from otp.exceptions import (
 )
 from otp.net import is_loopback
 from otp.providers.base import SMS, VOICE, BaseProvider, SendResult, VerifyResult
-from otp.providers.transport import KeepAliveAdapter
-from otp.redaction import install_transport_log_filter
+from otp.redaction import install_transport_log_filter, redact_url_credentials
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 10.0
+#: An answer larger than this is refused: Infobip's are a few hundred bytes.
+MAX_RESPONSE_BYTES = 1024 * 1024
 # Statuses in which Infobip says no SMS went out (the docs also spell it NC_NOT_REACHABLE).
 _UNREACHABLE_NC = {"NC_DESTINATION_NOT_REACHABLE", "NC_NOT_REACHABLE"}
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 class InvalidBaseUrl(ValueError):
@@ -68,10 +71,22 @@ def normalize_base_url(raw: str) -> str:
     return raw
 
 
+def api_key_problem(api_key: str) -> str | None:
+    """Why ``api_key`` cannot go into an ``Authorization`` header, or None.
+
+    A key read from a secret file often ends with a newline; HTTP libraries
+    refuse such a header with an error that quotes it.
+    """
+    if not api_key.isascii() or not api_key.isprintable() or any(ch.isspace() for ch in api_key):
+        return "it holds whitespace, control or non-ASCII characters"
+    return None
+
+
 def _retry_policy() -> Retry:
     # A connection that was never made cannot have reached Infobip, so one retry
-    # is safe. Anything after the request was sent is never retried: a repeated
-    # send is a second charged SMS and a second valid PIN.
+    # is safe. Nothing is retried once sent: a repeated send is a second charged
+    # SMS and a second valid PIN. POST is not among urllib3's retryable methods,
+    # and read, status and redirect retries are off for every method.
     return Retry(
         total=1,
         connect=1,
@@ -79,7 +94,6 @@ def _retry_policy() -> Retry:
         status=0,
         other=0,
         redirect=0,
-        allowed_methods=None,
         raise_on_status=False,
         raise_on_redirect=False,
     )
@@ -89,10 +103,34 @@ def _retry_policy() -> Retry:
 DEFAULT_POOL_MAXSIZE = 32
 
 
-def build_session(api_key: str, pool_maxsize: int = DEFAULT_POOL_MAXSIZE) -> requests.Session:
-    """A session that sends ``Authorization: App <key>`` and JSON, and never retries a sent request."""
+def environment_proxies(url: str) -> dict[str, str]:
+    """The proxies the environment names for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``; ``NO_PROXY`` honoured)."""
+    return dict(requests.utils.get_environ_proxies(url))
+
+
+def environment_ca_bundle() -> str | bool:
+    """The CA bundle ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, else requests' own (certifi)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+def build_session(
+    api_key: str,
+    pool_maxsize: int = DEFAULT_POOL_MAXSIZE,
+    *,
+    base_url: str = "",
+    proxies: dict[str, str] | None = None,
+) -> requests.Session:
+    """A session that sends ``Authorization: App <key>`` and JSON, and never retries a sent request.
+
+    ``proxies`` (as requests takes them) win over the environment's proxy
+    variables for ``base_url``; the CA bundle variables are honoured too.
+    """
     session = requests.Session()
-    session.trust_env = False  # no proxies or .netrc credentials picked up by surprise
+    # The environment is read here, explicitly: requests' own reading would
+    # also apply ~/.netrc, whose "default" entry replaces Authorization: App.
+    session.trust_env = False
+    session.proxies = dict(proxies) if proxies is not None else environment_proxies(base_url) if base_url else {}
+    session.verify = environment_ca_bundle()
     session.headers.update(
         {
             "Authorization": f"App {api_key}",
@@ -102,7 +140,7 @@ def build_session(api_key: str, pool_maxsize: int = DEFAULT_POOL_MAXSIZE) -> req
             "Accept-Encoding": "identity",
         }
     )
-    adapter = KeepAliveAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=_retry_policy())
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -124,55 +162,56 @@ def request_json(
     Redirects are never followed: the ``Authorization`` header must not travel elsewhere.
     """
     try:
-        response = session.get_adapter(url).send(_prepared(session, method, url, body), timeout=timeout)
+        with session.request(method, url, json=body, timeout=timeout, allow_redirects=False, stream=True) as response:
+            content = _read_capped(response, operation)
+    except requests.exceptions.InvalidHeader:
+        # requests quotes the refused value, the API key: raised without it.
+        raise ProviderMisconfigured(
+            f"Infobip {operation} not sent: the API key holds whitespace or control characters"
+        ) from None
     except requests.RequestException as err:
         if _is_timeout(err):
             kind = type(err).__name__ if isinstance(err, requests.Timeout) else "ReadTimeout"
             raise ProviderUnavailable(f"Infobip {operation} timed out ({kind})") from err
         raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
-    return _parse(response, operation=operation, not_found=not_found, expect=expect)
+    except ValueError:
+        # http.client refuses a header value it cannot encode, quoting it.
+        raise ProviderMisconfigured(f"Infobip {operation} not sent: a request header is invalid") from None
+    return _parse(
+        response.status_code, response.headers, content, operation=operation, not_found=not_found, expect=expect
+    )
 
 
-def _prepared(session: requests.Session, method: str, url: str, body: dict[str, Any] | None) -> PreparedRequest:
-    """The request ``session.request`` would build, without its per-call merging.
-
-    ``Session.request`` merges environment, proxy, cookie and hook settings on
-    every call, none of which this client uses (``trust_env`` is off, Infobip
-    sets no cookies, redirects are not followed); that doubled the CPU cost of
-    a call to Infobip. The adapter, its connection pool and retry policy are
-    the session's, so tests that mock ``requests`` see the same request.
-    """
-    request = PreparedRequest()
-    request.method = method
-    request.url = url
-    request.headers = CaseInsensitiveDict(session.headers)  # type: ignore[arg-type]  # str values only
-    if body is not None:
-        request.body = json.dumps(body, allow_nan=False).encode()
-        request.headers["Content-Type"] = "application/json"
-        request.headers["Content-Length"] = str(len(request.body))
-    elif method not in ("GET", "HEAD"):
-        request.headers["Content-Length"] = "0"
-    return request
+def _read_capped(response: requests.Response, operation: str) -> bytes:
+    """The whole body, refused past :data:`MAX_RESPONSE_BYTES` (decoded, if the server compressed it)."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ProviderUnavailable(f"Infobip {operation} answer is larger than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _is_timeout(err: requests.RequestException) -> bool:
     """True for connect and read timeouts, including those urllib3 wraps.
 
-    With retries configured, urllib3 reports a read timeout as MaxRetryError,
-    which requests raises as a ConnectionError; the timeout is its ``reason``.
+    With retries configured, urllib3 reports a read timeout of a retryable
+    method (a GET) as MaxRetryError, which requests raises as a
+    ConnectionError; the timeout is its ``reason``.
     """
     if isinstance(err, requests.Timeout):
         return True
-    reason = getattr(err.args[0], "reason", None) if err.args else None
+    reason = getattr(err.args[0], "reason", err.args[0]) if err.args else None
     # urllib3 files a refused connection (NewConnectionError) under its timeouts.
     return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
         reason, urllib3.exceptions.NewConnectionError
     )
 
 
-def _error_id(response: requests.Response) -> str:
+def _error_id(content: bytes) -> str:
     try:
-        envelope = response.json()["requestError"]
+        envelope = json.loads(content)["requestError"]
         exc = envelope.get("serviceException") or envelope.get("policyException") or {}
         return str(exc.get("messageId") or "")[:64]
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -180,16 +219,17 @@ def _error_id(response: requests.Response) -> str:
 
 
 def _parse(
-    response: requests.Response,
+    status: int,
+    headers: CaseInsensitiveDict[str],
+    content: bytes,
     *,
     operation: str,
     not_found: type[ProviderError],
     expect: type,
 ) -> Any:
-    status = response.status_code
     if 200 <= status < 300:
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError as err:
             raise ProviderUnavailable(
                 f"Infobip {operation} answered {status} with a non-JSON body", status_code=status
@@ -201,7 +241,7 @@ def _parse(
             )
         return data
     detail = f"Infobip {operation} answered {status}"
-    error_id = _error_id(response)
+    error_id = _error_id(content)
     if error_id:
         detail += f" ({error_id})"
     if status == 404:
@@ -209,7 +249,7 @@ def _parse(
     if status in (401, 403):
         raise ProviderMisconfigured(detail + ": check the API key and its 2FA scopes", status_code=status)
     if status == 429:
-        raise ProviderRateLimited(detail, retry_after=_retry_after(response))
+        raise ProviderRateLimited(detail, retry_after=_retry_after(headers))
     if 400 <= status < 500:
         raise ProviderMisconfigured(detail, status_code=status)
     # 3xx (never followed), 5xx and anything odd.
@@ -237,6 +277,7 @@ class InfobipProvider(BaseProvider):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         pool_maxsize: int | None = None,
+        proxies: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -249,7 +290,9 @@ class InfobipProvider(BaseProvider):
         self.application_id = application_id
         self.message_id = message_id
         self.timeout = (float(connect_timeout), float(read_timeout))
-        self.session = build_session(api_key, pool_maxsize)
+        self.session = build_session(api_key, pool_maxsize, base_url=self.base_url, proxies=proxies)
+        # Such a key fails check otp.E013; it is never sent (nor quoted by an HTTP library's error).
+        self._key_problem = api_key_problem(api_key)
         install_transport_log_filter()
 
     def __repr__(self) -> str:  # never the key
@@ -320,6 +363,8 @@ class InfobipProvider(BaseProvider):
         operation: str,
         not_found: type[ProviderError] = ProviderMisconfigured,
     ) -> dict[str, Any]:
+        if self._key_problem:
+            raise ProviderMisconfigured(f"Infobip {operation} not sent: the API key {self._key_problem}")
         return request_json(
             self.session,
             "POST",
@@ -354,6 +399,16 @@ class InfobipProvider(BaseProvider):
                         id="otp.E011",
                     )
                 )
+        api_key = options.get("api_key")
+        if isinstance(api_key, str) and api_key and (problem := api_key_problem(api_key)):
+            errors.append(
+                Error(
+                    f"The Infobip API key cannot be sent: {problem}.",
+                    hint="Strip the key (a key read from a file often ends with a newline).",
+                    id="otp.E013",
+                )
+            )
+        errors.extend(_check_proxies(options.get("proxies")))
         for name in ("connect_timeout", "read_timeout"):
             value = options.get(name, 1)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -361,6 +416,27 @@ class InfobipProvider(BaseProvider):
         return errors
 
 
-def _retry_after(response: requests.Response) -> int | None:
-    value = response.headers.get("Retry-After", "")
+def _check_proxies(proxies: Any) -> list[CheckMessage]:
+    if proxies is None:
+        return []
+    if not isinstance(proxies, dict):
+        return [
+            Error("The Infobip proxies option must be a dict such as {'https': 'http://proxy:3128'}.", id="otp.E014")
+        ]
+    errors: list[CheckMessage] = []
+    for scheme, url in proxies.items():
+        if not isinstance(url, str) or urlsplit(url).scheme not in _PROXY_SCHEMES or not urlsplit(url).hostname:
+            shown = redact_url_credentials(url) if isinstance(url, str) else type(url).__name__
+            errors.append(
+                Error(
+                    f"The Infobip proxy for {scheme!r} is not a proxy URL: {shown}.",
+                    hint=f"Use a URL with one of the schemes {', '.join(_PROXY_SCHEMES)}.",
+                    id="otp.E014",
+                )
+            )
+    return errors
+
+
+def _retry_after(headers: CaseInsensitiveDict[str]) -> int | None:
+    value = headers.get("Retry-After", "")
     return int(value) if value.isdigit() else None
