@@ -95,6 +95,10 @@ DEFAULTS: dict[str, Any] = {
     # worker thread).
     "PROVIDER_MAX_CONCURRENCY": 48,
     "PROVIDER_QUEUE_TIMEOUT_SECONDS": 0.5,
+    # Distinct numbers the provider throttles (429) within a minute before one
+    # alert is logged: 429s spread over many numbers look like a throttle of
+    # the whole application, not one number's limit. None: no alert.
+    "PROVIDER_THROTTLE_ALERT_NUMBERS": 10,
 }
 
 

@@ -88,13 +88,27 @@ class SendRejected(OtpError):
 
 
 class ProviderError(OtpError):
-    """The provider could not do what was asked (maps to 503)."""
+    """The provider could not do what was asked (maps to 503).
+
+    ``breaks_circuit``: the answer says the provider is broken or unreachable
+    for everyone, so it counts toward the circuit breaker. Answers about one
+    request, number or PIN (and throttling) never do: otherwise one client
+    could open the breaker for the whole site.
+
+    ``nothing_sent``: the provider certainly delivered nothing (it refused
+    the request with its own error answer, or the request never left), so a
+    send is not counted against the phone's cooldown, daily cap or the site's
+    budget. When the outcome is unknown (a timeout, a reset after the request
+    was written, a proxy's 502) it stays False and the send counts.
+    """
 
     code = "provider_unavailable"
+    breaks_circuit = True
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, nothing_sent: bool = False) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.nothing_sent = nothing_sent
 
 
 class ProviderUnavailable(ProviderError):
@@ -102,19 +116,29 @@ class ProviderUnavailable(ProviderError):
 
 
 class ProviderMisconfigured(ProviderError):
-    """The provider refused our credentials or request (401, 403, other 4xx)."""
+    """The provider refused our credentials (401, 403), or the client cannot send with them."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused this one request (400 or another 4xx): nothing about its health."""
+
+    breaks_circuit = False
 
 
 class ProviderRateLimited(ProviderError):
-    """The provider answered 429."""
+    """The provider answered 429: throttling (perhaps of one number), not breakage."""
+
+    breaks_circuit = False
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message, status_code=429)
+        super().__init__(message, status_code=429, nothing_sent=True)
         self.retry_after = retry_after
 
 
 class PinNotFound(ProviderError):
     """The provider no longer knows the PIN (404 on verify): it is gone."""
+
+    breaks_circuit = False
 
 
 class OtpConfigurationError(ImproperlyConfigured):

@@ -58,6 +58,7 @@ class PhoneLimits:
     consecutive_failures: int
     locked_until: int
     stored_sends: str = ""
+    send_held_until: int = 0
 
 
 class PhoneStateChanged(Exception):
@@ -71,17 +72,22 @@ def read_phone(phone: str) -> PhoneLimits:
     state is still what was read here.
     """
     row = execute(
-        f"SELECT recent_sends, consecutive_failures, locked_until FROM {_table(PhoneState)} "  # noqa: S608
-        f"WHERE phone = %s",
+        f"SELECT {_PHONE_COLUMNS} FROM {_table(PhoneState)} WHERE phone = %s",  # noqa: S608
         [phone],
     )
     return _phone_limits(phone, row)
 
 
+# The columns :func:`_phone_limits` reads, in its order.
+_PHONE_COLUMNS = "recent_sends, consecutive_failures, locked_until, send_held_until"
+
+
 def _phone_limits(phone: str, row: Any) -> PhoneLimits:
-    """``PhoneLimits`` from a (recent_sends, consecutive_failures, locked_until) row; no row is no state."""
-    recent, failures, locked_until = row if row and row[0] is not None else ("", 0, 0)
-    return PhoneLimits(phone, parse_sends(recent), failures, locked_until, stored_sends=recent)
+    """``PhoneLimits`` from a row of :data:`_PHONE_COLUMNS`; no row is no state."""
+    recent, failures, locked_until, held_until = row if row and row[0] is not None else ("", 0, 0, 0)
+    return PhoneLimits(
+        phone, parse_sends(recent), failures, locked_until, stored_sends=recent, send_held_until=held_until
+    )
 
 
 def parse_sends(recent_sends: str) -> list[int]:
@@ -122,6 +128,8 @@ def check_send_allowed(state: PhoneLimits, now: int) -> list[int]:
     :returns: the sends of the last 24 hours, oldest first.
     """
     check_phone_lock(state, now)
+    if state.send_held_until > now:
+        raise RateLimited("provider throttled this phone", retry_after=coarse(state.send_held_until - now))
     sends = sorted(t for t in state.sends if t > now - DAY)
     cap = otp_settings.MAX_SENDS_PER_PHONE_PER_DAY
     if cap is not None and len(sends) >= cap:
@@ -131,6 +139,36 @@ def check_send_allowed(state: PhoneLimits, now: int) -> list[int]:
         if wait_until > now:
             raise RateLimited("resend cooldown", retry_after=coarse(wait_until - now))
     return sends
+
+
+def hold_sends(phone: str, until: int) -> None:
+    """No code goes to ``phone`` before ``until`` (Unix time): the provider throttled it."""
+    PhoneState.objects.filter(phone=phone, send_held_until__lt=until).update(send_held_until=until)
+
+
+def forget_send(phone: str, sent_at: int) -> None:
+    """Take one send at ``sent_at`` off the phone's record: the provider sent nothing.
+
+    The phone's cooldown and daily cap then stand as before the send. Compare
+    and swap, as the send recorded itself; best effort, as a refused send
+    that stays counted only errs on the safe side.
+    """
+    try:
+        for _ in range(_FORGET_TRIES):
+            state = read_phone(phone)
+            if sent_at not in state.sends:
+                return
+            sends = list(state.sends)
+            sends.remove(sent_at)
+            stored = ",".join(str(t) for t in sends)
+            if PhoneState.objects.filter(phone=phone, recent_sends=state.stored_sends).update(recent_sends=stored):
+                return
+    except DatabaseError:
+        pass
+    logger.warning("could not take a refused send off its phone's record")
+
+
+_FORGET_TRIES = 8
 
 
 def cooldown_after(sends_today: int) -> int:
@@ -175,9 +213,10 @@ class Counter:
     block_seconds: int = 0  # 0: a budget (503 when spent), not a block (429)
 
 
-#: Key prefixes of the per-prefix and per-country counters (hourly windows).
+#: Key prefixes of the per-prefix and per-country counters (hourly windows), and of the site's budgets.
 PREFIX = "prefix:"
 COUNTRY = "country:"
+BUDGET = "global:"
 
 
 def idle_counters(now: int) -> QuerySet[RateCounter]:
@@ -216,9 +255,9 @@ def send_counters(phone: str, region: str) -> list[Counter]:
             )
         )
     if otp_settings.MAX_SENDS_PER_HOUR is not None:
-        specs.append(Counter("global:hour", HOUR, otp_settings.MAX_SENDS_PER_HOUR))
+        specs.append(Counter(f"{BUDGET}hour", HOUR, otp_settings.MAX_SENDS_PER_HOUR))
     if otp_settings.MAX_SENDS_PER_DAY is not None:
-        specs.append(Counter("global:day", DAY, otp_settings.MAX_SENDS_PER_DAY))
+        specs.append(Counter(f"{BUDGET}day", DAY, otp_settings.MAX_SENDS_PER_DAY))
     # One lock order for every transaction: no deadlock on the shared rows.
     return sorted(specs, key=lambda c: c.key)
 
@@ -329,6 +368,16 @@ def uncount_send(counted: Counted) -> None:
         logger.warning("could not take back a refused send's counts")
 
 
+def refund_send(phone: str, sent_at: int, counted: Counted) -> None:
+    """Undo a send the provider refused (it sent nothing): the phone's cooldown and cap, and the site budget.
+
+    The per-prefix and per-country counts stay, like the per-IP ones: a
+    client pays for every request it makes, delivered or not.
+    """
+    forget_send(phone, sent_at)
+    uncount_send([(key, window) for key, window in counted if key.startswith(BUDGET)])
+
+
 def _upsert_counters_sql(keys: list[tuple[str, int]], *, initial: int, on_conflict: str) -> tuple[str, list[str | int]]:
     """One ``INSERT ... ON CONFLICT DO UPDATE`` over (key, window index) pairs, in their order.
 
@@ -362,7 +411,7 @@ def _counted_and_phone(
         cursor.execute(
             f"WITH counted AS ({sql}) "  # noqa: S608
             f"SELECT c.key, c.count, c.previous_count, c.window_index, c.alert_level, "
-            f"p.recent_sends, p.consecutive_failures, p.locked_until "
+            f"p.recent_sends, p.consecutive_failures, p.locked_until, p.send_held_until "
             f"FROM (SELECT 1) AS one LEFT JOIN counted AS c ON true "
             f"LEFT JOIN {_table(PhoneState)} AS p ON p.phone = %s",
             [*params, phone],

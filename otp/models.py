@@ -114,6 +114,13 @@ class PhoneState(models.Model):
     )
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
     locked_until = models.BigIntegerField(_("locked until"), default=0, help_text=_("Unix time; 0 when not locked."))
+    # A default in the database too: the limit statements insert rows in SQL.
+    send_held_until = models.BigIntegerField(
+        _("sends held until"),
+        default=0,
+        db_default=0,
+        help_text=_("Unix time before which no code is sent: the provider throttled this number. 0 when not held."),
+    )
 
     class Meta:
         verbose_name = _("phone limit state")

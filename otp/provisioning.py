@@ -376,6 +376,22 @@ def _looser_application(app: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _verify_limit_differs(app: dict[str, Any], desired: Desired) -> list[str]:
+    """``verifyPinLimit`` must be what provisioning sets, neither way off.
+
+    Stricter (Infobip's default 1/3s) answers 429 to a user who retypes a
+    code; looser lets more guesses at one number reach Infobip.
+    """
+    live = _flatten_application(app)["verifyPinLimit"]
+    wanted = desired.application["configuration"]["verifyPinLimit"]
+    if _same("verifyPinLimit", live, wanted):
+        return []
+    return [
+        f"verifyPinLimit is {live}, provisioning sets {wanted}: stricter answers 429 to users who retype a code, "
+        "looser lets more guesses at one number through"
+    ]
+
+
 def _looser_template(template: dict[str, Any]) -> list[str]:
     pin_length = otp_settings.PIN_LENGTH
     problems = []
@@ -396,7 +412,8 @@ def check_compliance(
     application_id: str = "",
     message_id: str = "",
 ) -> list[str]:
-    """Where the live application and template are looser than the local policy (GETs only).
+    """Where the live application and template are looser than the local policy, or
+    their ``verifyPinLimit`` differs from what provisioning sets (GETs only).
 
     The configured IDs are what the site sends with, so they are checked when
     set; otherwise the application is found by name and the template by text.
@@ -414,7 +431,7 @@ def check_compliance(
             return [f"no Infobip application is named {desired.name!r}"]
         application_id = _ident(app, "applicationId", "application")
     assert app is not None
-    problems = _looser_application(app)
+    problems = _looser_application(app) + _verify_limit_differs(app, desired)
     if message_id:
         try:
             template = client.get_message(application_id, message_id)

@@ -115,13 +115,13 @@ def purge_expired(
 
 
 def _phones_without_attempts(seconds: int) -> QuerySet[PhoneState]:
-    """Limit rows of phones that are not locked and have no attempt left.
+    """Limit rows of phones that are not locked or held and have no attempt left.
 
     A send writes its attempt in the statement that records it on the phone's
     row, so a send racing the delete always has an attempt that keeps the row.
     """
     attempts = OtpAttempt.objects.filter(phone=OuterRef("phone"))
-    return PhoneState.objects.filter(locked_until__lte=seconds).exclude(Exists(attempts))
+    return PhoneState.objects.filter(locked_until__lte=seconds, send_held_until__lte=seconds).exclude(Exists(attempts))
 
 
 def erase_phone(phone: str, *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False) -> EraseResult:

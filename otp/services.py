@@ -17,7 +17,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from otp import attempt_sql, events, limits, signals
+from otp import attempt_sql, events, limits, provider_calls, signals
 from otp.conf import otp_settings
 from otp.destinations import check_destination
 from otp.exceptions import (
@@ -25,6 +25,7 @@ from otp.exceptions import (
     DestinationNotAllowed,
     PinNotFound,
     ProviderError,
+    ProviderRateLimited,
     ProviderUnavailable,
     RateLimited,
     SendRejected,
@@ -102,7 +103,7 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
             raise limits.PhoneStateChanged()
         return OtpAttempt(pk=pk, status=AttemptStatus.SENDING, **fields)
 
-    attempt = _within_send_limits(phone, region, purpose, create_attempt)
+    attempt, counted, sent_at = _within_send_limits(phone, region, purpose, create_attempt)
     assert attempt is not None
 
     def this() -> Any:
@@ -115,7 +116,7 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     except Exception as err:
         _mark_failed(this())
         if isinstance(err, ProviderError):
-            _log_provider_error("send", phone, err)
+            _send_failed(phone, "send", err, sent_at, counted)
         raise
     try:
         if not result.delivered:
@@ -139,6 +140,25 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
     _announce_sent(attempt, channel, resend=False)
     return attempt
+
+
+def _send_failed(phone: str, operation: str, err: ProviderError, sent_at: int, counted: limits.Counted) -> None:
+    """Account for a send or resend the provider did not take.
+
+    A throttled phone waits out the provider's ``Retry-After``. A send the
+    provider certainly did not deliver (its own error answer, or never sent)
+    is taken off the phone's cooldown and daily cap and the site's budget, so
+    the user may try again at once; one whose outcome is unknown stays
+    counted, as the SMS may be out.
+    """
+    if isinstance(err, ProviderRateLimited):
+        err.retry_after = limits.coarse(err.retry_after or limits.RETRY_AFTER_STEP)
+        limits.hold_sends(phone, limits.now_seconds() + err.retry_after)
+        provider_calls.note_throttled(phone, operation, err.retry_after)
+    else:
+        _log_provider_error(operation, phone, err)
+    if err.nothing_sent:
+        limits.refund_send(phone, sent_at, counted)
 
 
 def _announce_sent(attempt: OtpAttempt, channel: str, *, resend: bool) -> None:
@@ -168,7 +188,7 @@ def _mark_failed(attempt: Any) -> None:
 _CLAIM_TRIES = 16
 
 
-def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> Any:
+def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> tuple[Any, limits.Counted, int]:
     """Count the send against every limit, then ``reserve(state, sends, now)`` it for the phone.
 
     The shared counters (prefix, country, budget) are counted first, by one
@@ -180,6 +200,9 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
     again, so the second of two parallel sends sees the first one's
     cooldown. A refused send spends no budget (its counts are taken back)
     and leaves no row.
+
+    :returns: what ``reserve`` returned, what was counted and the send's time
+        (for :func:`limits.refund_send`).
     """
     try:
         now = limits.now_seconds()
@@ -190,7 +213,7 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
         finally:
             if reserved is None:
                 limits.uncount_send(counted)
-        return reserved
+        return reserved, counted, now
     except limits.VelocityTripped as err:
         events.log_event(
             events.SEND_BLOCKED,
@@ -261,18 +284,17 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
             limits.record_send(state, sends, seconds)
         return attempt
 
-    attempt = _within_send_limits(phone, region, purpose, live_attempt)
+    attempt, counted, sent_at = _within_send_limits(phone, region, purpose, live_attempt)
     if attempt is None:
         return send_code(phone, user=user, purpose=purpose, channel=channel)
     try:
         provider = get_provider()
         result: SendResult = call_provider(lambda: provider.resend(attempt.pin_id, channel=channel))
-    except PinNotFound as err:
-        OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(status=AttemptStatus.EXPIRED)
-        _log_provider_error("resend", phone, err)
-        raise ProviderUnavailable("the provider no longer knows the PIN") from err
     except ProviderError as err:
-        _log_provider_error("resend", phone, err)
+        _send_failed(phone, "resend", err, sent_at, counted)
+        if isinstance(err, PinNotFound):
+            OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(status=AttemptStatus.EXPIRED)
+            raise ProviderUnavailable("the provider no longer knows the PIN", nothing_sent=err.nothing_sent) from err
         raise
     if not result.delivered:
         events.log_event(events.SEND_FAILED, phone=phone, level=logging.WARNING, reason="not_delivered")
@@ -352,6 +374,12 @@ def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
     except PinNotFound:
         attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "unknown_to_provider")
+    except ProviderRateLimited as err:
+        # The provider checked no PIN: the slot goes back, and the client waits.
+        OtpAttempt.objects.filter(pk=attempt.pk, failed_verifies__gt=0).update(failed_verifies=F("failed_verifies") - 1)
+        retry_after = limits.coarse(err.retry_after or limits.RETRY_AFTER_STEP)
+        provider_calls.note_throttled(phone, "verify", retry_after)
+        raise RateLimited("provider throttled verifies of this phone", retry_after=retry_after) from err
     except ProviderError as err:
         _log_provider_error("verify", phone, err)
         raise

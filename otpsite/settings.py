@@ -233,6 +233,7 @@ _LIMIT_SETTINGS = {
     "CIRCUIT_OPEN_SECONDS": int,
     "PROVIDER_MAX_CONCURRENCY": int,
     "PROVIDER_QUEUE_TIMEOUT_SECONDS": float,
+    "PROVIDER_THROTTLE_ALERT_NUMBERS": int,
 }
 for _name, _cast in _LIMIT_SETTINGS.items():
     _raw = env.str(f"OTP_{_name}", default="")

@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import logging
 import threading
+from http.client import RemoteDisconnected
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -13,8 +14,10 @@ import requests
 
 from otp.exceptions import (
     PinNotFound,
+    ProviderError,
     ProviderMisconfigured,
     ProviderRateLimited,
+    ProviderRejected,
     ProviderUnavailable,
 )
 from otp.providers.infobip import InfobipProvider, InvalidBaseUrl, normalize_base_url
@@ -98,8 +101,8 @@ def test_send_malformed_answers_are_unavailable(provider, http, kwargs):
     [
         (401, ProviderMisconfigured),
         (403, ProviderMisconfigured),
-        (400, ProviderMisconfigured),
-        (404, ProviderMisconfigured),  # on send a 404 means a wrong base URL or path
+        (400, ProviderRejected),
+        (404, ProviderRejected),
         (429, ProviderRateLimited),
         (500, ProviderUnavailable),
         (502, ProviderUnavailable),
@@ -119,6 +122,43 @@ def test_send_status_mapping(provider, http, status, error):
         provider.send("+14155552671")
     assert info.value.status_code == status
     assert len(http.calls) == 1  # never retried, never redirected
+    # Only misconfiguration and breakage count toward the circuit breaker.
+    assert info.value.breaks_circuit is (status in (401, 403) or status < 400 or status >= 500)
+    # Infobip's own error answer: nothing went out (a redirect may come after delivery).
+    assert info.value.nothing_sent is (status >= 400)
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 502, 504])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"body": "<html><body>502 Bad Gateway</body></html>", "content_type": "text/html"},
+        {"json": {"error": "proxy"}},
+        {"json": {"requestError": "x"}},
+    ],
+)
+def test_an_error_without_infobips_envelope_leaves_the_outcome_unknown(provider, http, status, body):
+    http.post(SEND_URL, status=status, **body)
+    with pytest.raises(ProviderError) as info:
+        provider.send("+14155552671")
+    # A 429 means the request was not processed, whoever says it.
+    assert info.value.nothing_sent is (status == 429)
+
+
+@pytest.mark.parametrize(
+    ("error", "nothing_sent"),
+    [
+        (requests.ConnectTimeout("connect"), True),
+        (requests.exceptions.SSLError("handshake"), True),
+        (requests.ReadTimeout("read"), False),
+        (requests.ConnectionError("Connection aborted.", RemoteDisconnected("closed")), False),
+    ],
+)
+def test_only_a_request_that_never_left_counts_as_nothing_sent(provider, http, error, nothing_sent):
+    http.post(SEND_URL, body=error)
+    with pytest.raises(ProviderUnavailable) as info:
+        provider.send("+14155552671")
+    assert info.value.nothing_sent is nothing_sent
 
 
 def test_429_carries_retry_after(provider, http):

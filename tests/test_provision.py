@@ -288,6 +288,26 @@ def test_check_lists_every_looser_setting(http, configured_ids):
     assert [c[0] for c in calls(http)] == ["GET", "GET"]
 
 
+@pytest.mark.parametrize("live", ["1/3s", "100/1m", None])
+def test_check_reports_a_verify_limit_other_than_provisionings_either_way(http, configured_ids, live):
+    app = merged(LIVE_APP, verifyPinLimit=live)
+    if live is None:  # left out: Infobip's default, 1/3s
+        del app["configuration"]["verifyPinLimit"]
+    http.get(APP_URL, json=app)
+    http.get(MSG_URL, json=LIVE_TEMPLATE)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("otp_provision", "--check", stdout=out, stderr=err)
+    assert info.value.returncode == 2 and "1 difference)" in str(info.value)
+    assert f"- verifyPinLimit is {live or '1/3s'}, provisioning sets 10/1m" in out.getvalue()
+
+
+def test_check_accepts_the_same_verify_limit_written_otherwise(http, configured_ids):
+    http.get(APP_URL, json=merged(LIVE_APP, verifyPinLimit="10/60s"))
+    http.get(MSG_URL, json=LIVE_TEMPLATE)
+    assert "complies" in run("--check")[0]
+
+
 def test_check_longer_pin_is_still_a_difference(http, configured_ids):
     http.get(APP_URL, json=LIVE_APP)
     http.get(MSG_URL, json={**LIVE_TEMPLATE, "pinLength": 8})

@@ -29,6 +29,7 @@ from otp.exceptions import (
     ProviderError,
     ProviderMisconfigured,
     ProviderRateLimited,
+    ProviderRejected,
     ProviderUnavailable,
 )
 from otp.net import is_loopback
@@ -154,7 +155,7 @@ def request_json(
     timeout: tuple[float, float],
     operation: str,
     body: dict[str, Any] | None = None,
-    not_found: type[ProviderError] = ProviderMisconfigured,
+    not_found: type[ProviderError] = ProviderRejected,
     expect: type = dict,
 ) -> Any:
     """Call Infobip and return its JSON answer (of type ``expect``), or raise a typed error.
@@ -167,16 +168,19 @@ def request_json(
     except requests.exceptions.InvalidHeader:
         # requests quotes the refused value, the API key: raised without it.
         raise ProviderMisconfigured(
-            f"Infobip {operation} not sent: the API key holds whitespace or control characters"
+            f"Infobip {operation} not sent: the API key holds whitespace or control characters", nothing_sent=True
         ) from None
     except requests.RequestException as err:
+        unsent = _never_sent(err)
         if _is_timeout(err):
             kind = type(err).__name__ if isinstance(err, requests.Timeout) else "ReadTimeout"
-            raise ProviderUnavailable(f"Infobip {operation} timed out ({kind})") from err
-        raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}") from err
+            raise ProviderUnavailable(f"Infobip {operation} timed out ({kind})", nothing_sent=unsent) from err
+        raise ProviderUnavailable(f"Infobip {operation} failed: {type(err).__name__}", nothing_sent=unsent) from err
     except ValueError:
         # http.client refuses a header value it cannot encode, quoting it.
-        raise ProviderMisconfigured(f"Infobip {operation} not sent: a request header is invalid") from None
+        raise ProviderMisconfigured(
+            f"Infobip {operation} not sent: a request header is invalid", nothing_sent=True
+        ) from None
     return _parse(
         response.status_code, response.headers, content, operation=operation, not_found=not_found, expect=expect
     )
@@ -209,13 +213,28 @@ def _is_timeout(err: requests.RequestException) -> bool:
     )
 
 
-def _error_id(content: bytes) -> str:
+def _never_sent(err: requests.RequestException) -> bool:
+    """True when the request cannot have reached Infobip: no connection, or no TLS session, was made."""
+    if isinstance(err, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    if isinstance(reason, urllib3.exceptions.ProxyError):
+        reason = reason.original_error
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
+def _error_envelope(content: bytes) -> dict[str, Any] | None:
+    """Infobip's error object (``requestError.serviceException`` or ``policyException``), or None.
+
+    Only Infobip answers with it: a 502 or 504 from a proxy on the way does
+    not, and may come after Infobip took the request.
+    """
     try:
         envelope = json.loads(content)["requestError"]
-        exc = envelope.get("serviceException") or envelope.get("policyException") or {}
-        return str(exc.get("messageId") or "")[:64]
+        exc = envelope.get("serviceException") or envelope.get("policyException")
     except (ValueError, KeyError, TypeError, AttributeError):
-        return ""
+        return None
+    return exc if isinstance(exc, dict) else None
 
 
 def _parse(
@@ -241,19 +260,23 @@ def _parse(
             )
         return data
     detail = f"Infobip {operation} answered {status}"
-    error_id = _error_id(content)
-    if error_id:
-        detail += f" ({error_id})"
+    envelope = _error_envelope(content)
+    if envelope is not None and envelope.get("messageId"):
+        detail += f" ({str(envelope['messageId'])[:64]})"
+    # Infobip's own error answer means it did not act on the request.
+    refused = envelope is not None
     if status == 404:
-        raise not_found(detail, status_code=status)
+        raise not_found(detail, status_code=status, nothing_sent=refused)
     if status in (401, 403):
-        raise ProviderMisconfigured(detail + ": check the API key and its 2FA scopes", status_code=status)
+        raise ProviderMisconfigured(
+            detail + ": check the API key and its 2FA scopes", status_code=status, nothing_sent=refused
+        )
     if status == 429:
         raise ProviderRateLimited(detail, retry_after=_retry_after(headers))
     if 400 <= status < 500:
-        raise ProviderMisconfigured(detail, status_code=status)
+        raise ProviderRejected(detail, status_code=status, nothing_sent=refused)
     # 3xx (never followed), 5xx and anything odd.
-    raise ProviderUnavailable(detail, status_code=status)
+    raise ProviderUnavailable(detail, status_code=status, nothing_sent=refused and status >= 500)
 
 
 class InfobipProvider(BaseProvider):
@@ -361,10 +384,12 @@ class InfobipProvider(BaseProvider):
         body: dict[str, Any],
         *,
         operation: str,
-        not_found: type[ProviderError] = ProviderMisconfigured,
+        not_found: type[ProviderError] = ProviderRejected,
     ) -> dict[str, Any]:
         if self._key_problem:
-            raise ProviderMisconfigured(f"Infobip {operation} not sent: the API key {self._key_problem}")
+            raise ProviderMisconfigured(
+                f"Infobip {operation} not sent: the API key {self._key_problem}", nothing_sent=True
+            )
         return request_json(
             self.session,
             "POST",

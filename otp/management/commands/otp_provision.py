@@ -203,8 +203,9 @@ class Command(BaseCommand):
             return
         for problem in problems:
             self.stdout.write(f"- {problem}")
+        plural = "s" if len(problems) != 1 else ""
         raise CommandError(
-            f"Infobip is looser than the local policy ({len(problems)} difference{'s' if len(problems) != 1 else ''})",
+            f"Infobip does not comply with the local policy ({len(problems)} difference{plural})",
             returncode=NOT_COMPLIANT,
         )
 
