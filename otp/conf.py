@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "IP_SEND_RATE": "5/15m",
     "IP_VERIFY_RATE": "10/5m",
     # Reverse proxies in front of the site that append to X-Forwarded-For;
-    # 0 means the client IP is REMOTE_ADDR and the header is ignored.
+    # 0 means the client IP is REMOTE_ADDR and the header is ignored; with N,
+    # a request without the N-th entry from the right is refused (400).
     "TRUSTED_PROXY_COUNT": 0,
     # Per phone: the wait after a send doubles with each send of the last 24 h.
     "RESEND_COOLDOWN_SECONDS": 60,

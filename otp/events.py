@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +50,7 @@ CIRCUIT_CLOSED = "otp_provider_circuit_closed"
 SEND_ORPHAN = "otp_send_orphan"
 DATABASE_ERROR = "otp_database_error"
 LOW_CONVERSION = "otp_low_conversion"
+FORWARDED_FOR_INVALID = "otp_forwarded_for_invalid"
 
 
 def begin_request(header_value: str | None, client_ip: str) -> str:
@@ -55,6 +59,11 @@ def begin_request(header_value: str | None, client_ip: str) -> str:
     _request_id.set(value)
     _client_ip.set(client_ip)
     return value
+
+
+def set_client_ip(client_ip: str) -> None:
+    """Set the client IP the request's events carry."""
+    _client_ip.set(client_ip)
 
 
 def current_request_id() -> str:
@@ -91,3 +100,25 @@ def log_event(event: str, *, phone: str | None = None, level: int = logging.INFO
         if value is not None
     )
     logger.log(level, message, extra={"otp_event": record})
+
+
+class OncePerInterval:
+    """Lets one event through per ``interval`` seconds, so a flood cannot flood the log."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._next_at = float("-inf")
+        self._held_back = 0
+
+    def admit(self) -> int | None:
+        """How many events were held back since the last one admitted, or ``None`` to hold this one back."""
+        with self._lock:
+            now = self.clock()
+            if now < self._next_at:
+                self._held_back += 1
+                return None
+            held_back, self._held_back = self._held_back, 0
+            self._next_at = now + self.interval
+            return held_back

@@ -29,6 +29,12 @@ class InvalidPhoneNumber(InvalidInput):
     code = "invalid_phone_number"
 
 
+class InvalidForwardedFor(InvalidInput):
+    """``X-Forwarded-For`` lacks the entry the trusted proxies should have added (a 400)."""
+
+    code = "invalid_forwarded_for"
+
+
 class DestinationNotAllowed(InvalidInput):
     """The number's country or type may not receive codes (a 400)."""
 

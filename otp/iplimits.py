@@ -41,8 +41,11 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
     rate = otp_settings.IP_SEND_RATE if scope == SEND else otp_settings.IP_VERIFY_RATE
     if rate is None:
         return
+    # Outside the cache's error handling: a refused X-Forwarded-For is a 400, not a 503.
+    group = f"otp.{scope}"
+    bucket = _ip_key(group, request)
     try:
-        usage = _count(request, f"otp.{scope}", rate)
+        usage = _count(request, group, rate, bucket)
     except Exception as err:  # any cache client error: we cannot know the count
         events.log_event(
             events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation="ip_limit", error=type(err).__name__
@@ -58,7 +61,7 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
         raise RateLimited(f"ip {scope} rate", retry_after=coarse(usage["time_left"]))
 
 
-def _count(request: HttpRequest, group: str, rate: str) -> dict[str, Any] | None:
+def _count(request: HttpRequest, group: str, rate: str, bucket: str) -> dict[str, Any] | None:
     """django-ratelimit's ``get_usage(..., increment=True)``, in one cache round trip on Redis.
 
     ``get_usage`` adds the window's key, then increments it when it existed:
@@ -70,13 +73,12 @@ def _count(request: HttpRequest, group: str, rate: str) -> dict[str, Any] | None
     """
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     if not isinstance(cache, RedisCache) or not getattr(settings, "RATELIMIT_ENABLE", True):
-        return get_usage(request, group=group, key=_ip_key, rate=rate, increment=True)
+        return get_usage(request, group=group, key=lambda _group, _request: bucket, rate=rate, increment=True)
     limit, period = _split_rate(rate)
-    value = _ip_key(group, request)
-    window = _get_window(value, period)
+    window = _get_window(bucket, period)
     reads = circuit.prefetch_keys(cache)
     count, values = cache.count_and_get(
-        _make_cache_key(group, window, rate, value, ALL), period + EXPIRATION_FUDGE, reads
+        _make_cache_key(group, window, rate, bucket, ALL), period + EXPIRATION_FUDGE, reads
     )
     if reads:
         circuit.remember(values)

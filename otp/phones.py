@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -12,41 +15,55 @@ from otp.exceptions import InvalidPhoneNumber
 
 # Generous for formatting characters, far below anything abusive.
 MAX_RAW_LENGTH = 64
+# After NFKC: at most one leading "+", then digits (of any script, which
+# libphonenumber reads as the same digits) and the separators people type.
+# libphonenumber alone would take "++1...", "tel:", extensions and letters.
+_PHONE_CHARACTERS = re.compile(r"\+?[\d .()-]+")
+
+
+class _Refusal(enum.Enum):
+    NOT_INTERNATIONAL = enum.auto()
+    NOT_VALID = enum.auto()
 
 
 def normalize_phone(raw: Any, default_region: str | None = None) -> str:
     """Return ``raw`` as an E.164 string, or raise :class:`InvalidPhoneNumber`.
 
     ``+1 415 555 2671``, ``+1 (415) 555-2671`` and ``+14155552671`` all give
-    ``+14155552671``. A number without ``+`` needs ``default_region``.
+    ``+14155552671``; so do full-width forms and non-breaking spaces. A number
+    without ``+`` needs ``default_region``. Anything but digits, spaces,
+    ``-``, ``.``, parentheses and one leading ``+`` is refused.
     """
     if not isinstance(raw, str):
         raise InvalidPhoneNumber(_("phoneNumber must be a string."))
     if not raw.strip():
         raise InvalidPhoneNumber(_("phoneNumber is required."))
-    if len(raw) > MAX_RAW_LENGTH or any(ch < " " or ch == "\x7f" for ch in raw):
-        raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number."))
-    if not raw.lstrip().startswith(("+", "\uff0b")) and not default_region:  # ASCII or full-width plus
+    result = _parse(raw, default_region) if len(raw) <= MAX_RAW_LENGTH else _Refusal.NOT_VALID
+    if result is _Refusal.NOT_INTERNATIONAL:
         raise InvalidPhoneNumber(
             _("phoneNumber must be in international format, starting with + and the country code.")
         )
-    e164 = _e164_or_none(raw, default_region)
-    if e164 is None:
+    if result is _Refusal.NOT_VALID:
         raise InvalidPhoneNumber(_("phoneNumber is not a valid phone number."))
-    return e164
+    return result
 
 
 # A request parses its number two or three times (input, service, destination
-# policy) and a verify repeats its send's: parsing and validating is the
-# costly part of libphonenumber, so its answers are kept, bounded.
+# policy) and a verify repeats its send's: normalising, parsing and validating
+# is the costly part, so the answers are kept per raw input, bounded.
 @lru_cache(maxsize=4096)
-def _e164_or_none(raw: str, default_region: str | None) -> str | None:
+def _parse(raw: str, default_region: str | None) -> str | _Refusal:
+    text = unicodedata.normalize("NFKC", raw).strip(" ")
+    if not text.startswith("+") and not default_region:
+        return _Refusal.NOT_INTERNATIONAL
+    if not _PHONE_CHARACTERS.fullmatch(text):
+        return _Refusal.NOT_VALID
     try:
-        parsed = phonenumbers.parse(raw, default_region)
+        parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
-        return None
+        return _Refusal.NOT_VALID
     if not phonenumbers.is_valid_number(parsed):
-        return None
+        return _Refusal.NOT_VALID
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

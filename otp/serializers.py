@@ -55,7 +55,10 @@ class _ValidatedField(serializers.Field):
         "minLength": 1,
         "maxLength": 64,
         "example": "+14155552671",
-        "description": "E.164, or a formatted number; without + the site's default region applies.",
+        "description": (
+            "E.164, or a formatted number: one leading +, digits, spaces, '-', '.' and parentheses"
+            " (full-width forms too); without + the site's default region applies."
+        ),
     }
 )
 class PhoneNumberField(_ValidatedField):

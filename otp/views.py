@@ -46,9 +46,12 @@ class OtpAPIView(APIView):
         return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # The request id first, so that a refused X-Forwarded-For is logged
+        # and answered with it; the refusal comes before DRF's throttles count.
         request.otp_request_id = events.begin_request(  # type: ignore[attr-defined]
-            request.META.get("HTTP_X_REQUEST_ID"), client_ip(request)
+            request.META.get("HTTP_X_REQUEST_ID"), request.META.get("REMOTE_ADDR", "")
         )
+        events.set_client_ip(client_ip(request))
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
