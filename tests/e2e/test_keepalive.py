@@ -10,16 +10,19 @@ client opens a new connection instead.
 from __future__ import annotations
 
 import json
+import runpy
 import socket
 from collections.abc import Iterable
 
 import pytest
 import requests
 
+from tests.e2e.conftest import ROOT
+
 pytestmark = pytest.mark.postgres
 
-# The largest body the site keeps a connection open after (otpsite/gunicorn.conf.py).
-KEEPALIVE_MAX_BODY = 64 * 1024 - 1
+# The largest body the site keeps a connection open after.
+KEEPALIVE_MAX_BODY = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))["KEEPALIVE_MAX_BODY"]
 TRIES = 8
 
 
