@@ -13,6 +13,7 @@ Every value can be set from the process environment (gunicorn does not read .env
 
 import multiprocessing
 import os
+from typing import Any
 
 
 def _int(name: str, default: int) -> int:
@@ -37,3 +38,22 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
 # Several instances may run on one host (and in the tests); none needs the
 # control socket, whose default path is shared.
 control_socket_disable = True
+
+
+# Before reusing a connection, gunicorn discards the body the app left unread
+# (an early 413, 404 or 403), but less than 64 KiB of it. Past that it closes
+# the connection after an answer that said keep-alive, and a client that has
+# already sent its next request on it sees "remote end closed connection".
+# Bodies it may not discard get "Connection: close" in the answer instead (the
+# app cannot ask for it: gunicorn drops the Connection header an app sets).
+KEEPALIVE_MAX_BODY = 64 * 1024 - 1
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Announce the close of a connection whose request body may be too long to discard."""
+    worker.log.debug("%s %s", req.method, req.path)  # what gunicorn's own hook does
+    for name, value in req.headers:
+        # gunicorn has validated both: a chunked body's length is unknown in advance.
+        if name == "TRANSFER-ENCODING" or (name == "CONTENT-LENGTH" and int(value) > KEEPALIVE_MAX_BODY):
+            req.force_close()
+            return
