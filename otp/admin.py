@@ -2,9 +2,12 @@
 
 Phones are shown masked and the provider's pinId never at all. Staff find a
 customer's attempts by typing the full number, in any format the API accepts;
-the search is an exact match on the indexed E.164 column. The changelist never
-counts a large table (see :class:`EstimatedCountPaginator`). Deleting goes
-through ``manage.py otp_cleanup``, never the admin.
+the search is an exact match on the indexed E.164 column. The query string
+accepts only the page's own filters, and nothing sorts by the number: any other
+lookup or order would let staff read a masked number, or the secret pinId, a
+character at a time. The changelist never counts a large table (see
+:class:`EstimatedCountPaginator`). Deleting goes through ``manage.py
+otp_cleanup``, never the admin.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.filters import FieldListFilter
+from django.contrib.admin.utils import get_fields_from_path
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -109,9 +114,33 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         # The secret is not even loaded.
         return super().get_queryset(request).defer("pin_id")
 
-    @admin.display(description=_("phone"), ordering="phone")
+    # Not sortable: rows of known numbers would place a masked one between them.
+    @admin.display(description=_("phone"))
     def masked_phone(self, attempt: OtpAttempt) -> str:
         return mask_phone(attempt.phone)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # Django allows any lookup on a local field (phone__startswith,
+        # pin_id__regex...); only what the declared filters send is allowed
+        # here, and anything else is answered 400 (DisallowedModelAdminLookup).
+        return lookup in self.filter_parameters(request)
+
+    def filter_parameters(self, request: HttpRequest) -> set[str]:
+        """The query-string parameters of ``list_filter`` and ``date_hierarchy``.
+
+        ``list_filter`` names fields; each field's filter says which parameters
+        it reads. A filter given otherwise adds none, so its lookups stay
+        refused until it is listed here.
+        """
+        parameters: set[str] = set()
+        for item in self.get_list_filter(request):
+            if isinstance(item, str):
+                field = get_fields_from_path(self.model, item)[-1]
+                spec = FieldListFilter.create(field, request, {}, self.model, self, field_path=item)
+                parameters.update(name for name in spec.expected_parameters() if name)
+        if self.date_hierarchy:
+            parameters.update(f"{self.date_hierarchy}__{part}" for part in ("year", "month", "day"))
+        return parameters
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[OtpAttempt], search_term: str

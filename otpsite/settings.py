@@ -7,6 +7,7 @@ environment variables win over it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_ratelimit",
     "drf_spectacular",
+    "axes",
     "otp",
 ]
 
@@ -51,6 +53,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes documents: it turns a lockout into the lockout answer.
+    "axes.middleware.AxesMiddleware",
+]
+# Axes first: it refuses a locked-out login before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "otpsite.urls"
@@ -131,6 +140,26 @@ if DEBUG and not REDIS_URL:
     # check otp.W020 says the IP limits are per process, and `check --deploy`
     # still reports it as an error (otp.E021).
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.E003"]
+
+# -- The admin login (django-axes) -------------------------------------------------
+# Failures count per client address and per (address, username), never per
+# username alone: anyone could lock a known admin out. The address is the one
+# the app's limits use (otp.client_ip, honouring OTP_TRUSTED_PROXY_COUNT).
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["ip_address", "username"]]
+AXES_CLIENT_IP_CALLABLE = "otpsite.admin_login.lockout_address"
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("ADMIN_LOGIN_COOLOFF_SECONDS", default=900))
+AXES_LOCKOUT_CALLABLE = "otpsite.admin_login.lockout_response"
+# The database handler: every worker counts into the same rows on any
+# database (the default cache may be per process), lockouts survive a
+# restart, and staff see and clear them in the admin. Admin logins are few.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# A success must not clear an address's failures: one valid account would
+# otherwise reset the count between guesses at another's password.
+AXES_RESET_ON_SUCCESS = False
+# No startup line from every command and worker; failures and lockouts are
+# still logged, with the username and address masked.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -151,3 +151,86 @@ def test_filtered_changelist_counts_exactly(staff):
     make(status=AttemptStatus.VERIFIED)
     response = staff.get(CHANGELIST, {"status__exact": AttemptStatus.VERIFIED})
     assert response.context["cl"].result_count == 1
+
+
+@pytest.fixture
+def viewer(client, django_user_model):
+    """Staff holding only the view permission."""
+    user = django_user_model.objects.create_user("viewer", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_otpattempt"))
+    client.force_login(user)
+    return client
+
+
+# Each would tell a reader, a row at a time, what the page masks or hides.
+LEAKING_LOOKUPS = [
+    {"phone": PHONE},
+    {"phone__startswith": PHONE[:8]},
+    {"phone__contains": PHONE[4:9]},
+    {"phone__regex": r"^\+14"},
+    {"phone__in": PHONE},
+    {"pin_id__isnull": "False"},
+    {"pin_id__startswith": PIN_ID[:4]},
+    {"pin_id__regex": "^SECRET"},
+    {"pin_id__gte": "S"},
+    {"purpose": "default"},
+    {"user__username": "owner"},
+    {"user": "1"},
+    {"failed_verifies": "0"},
+    {"failed_verifies__gte": "0"},
+    {"status": AttemptStatus.PENDING},  # the filter itself sends status__exact
+    {"created_at__hour": "0"},
+    {"expires_at__gte": "2000-01-01"},
+]
+
+
+@pytest.mark.parametrize("who", ["viewer", "staff"])
+@pytest.mark.parametrize("lookup", LEAKING_LOOKUPS, ids=lambda lookup: next(iter(lookup)))
+def test_lookups_the_page_does_not_declare_are_refused(request, django_user_model, who, lookup):
+    browser = request.getfixturevalue(who)
+    make(pin_id=PIN_ID, user=django_user_model.objects.create_user("owner"))
+    response = browser.get(CHANGELIST, lookup)
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert mask_phone(PHONE) not in response.content.decode()
+
+
+@pytest.mark.parametrize("who", ["viewer", "staff"])
+def test_the_declared_filters_keep_working(request, who):
+    browser = request.getfixturevalue(who)
+    now = timezone.now()
+    verified = make(status=AttemptStatus.VERIFIED)
+    pending_last_year = make(OTHER_PHONE, created_at=now - timedelta(days=400))
+    this_year = {"created_at__year": now.year}
+    day = {**this_year, "created_at__month": now.month, "created_at__day": now.day}
+    last_week = {"created_at__gte": str(now - timedelta(days=7)), "created_at__lt": str(now + timedelta(days=1))}
+    expected = {
+        (("status__exact", AttemptStatus.VERIFIED),): [verified.pk],
+        (("status__isnull", "False"),): [verified.pk, pending_last_year.pk],
+        tuple(this_year.items()): [verified.pk],
+        tuple(day.items()): [verified.pk],
+        tuple(last_week.items()): [verified.pk],
+    }
+    for params, pks in expected.items():
+        response = browser.get(CHANGELIST, dict(params))
+        assert response.status_code == 200, params
+        assert [a.pk for a in response.context["cl"].result_list] == pks, params
+    # The filter's own links and the drill-down's are the parameters above.
+    page = browser.get(CHANGELIST).content.decode()
+    assert "status__exact=verified" in page and "created_at__gte=" in page and f"created_at__year={now.year}" in page
+
+
+def test_ordering_never_sorts_by_the_masked_phone(staff):
+    # Sorted by the full number, rows with a known number would place a
+    # masked one between them.
+    for phone in ("+14155550002", "+14155550001", "+14155550003"):
+        make(phone)
+    columns = staff.get(CHANGELIST).context["cl"].list_display
+    phone_column, status_column = columns.index("masked_phone"), columns.index("status")
+    for order in (f"{phone_column}", f"-{phone_column}"):
+        response = staff.get(CHANGELIST, {"o": order})
+        assert response.status_code == 200
+        phones = [a.phone for a in response.context["cl"].result_list]
+        assert phones == ["+14155550003", "+14155550001", "+14155550002"]  # newest first, as by default
+    by_status = staff.get(CHANGELIST, {"o": status_column})
+    assert by_status.context["cl"].get_ordering_field_columns() == {status_column: "asc"}

@@ -9,11 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 from django.db import connection
+from django.test import RequestFactory, override_settings
+
+from otp.exceptions import InvalidInput
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,16 +210,16 @@ def wait_until_serving(base: str, seconds: float = 20) -> None:
     raise AssertionError(f"{base} did not start")
 
 
-@pytest.fixture
-def dev_server(tmp_path):
+@contextmanager
+def site_server(tmp_path: Path, **values: str) -> Iterator[tuple[str, Path]]:
     """The site as the README runs it: DEBUG on, SQLite, the development provider."""
-    assert manage(tmp_path, "migrate", "-v0", DEBUG="1").returncode == 0
+    assert manage(tmp_path, "migrate", "-v0", DEBUG="1", **values).returncode == 0
     port = free_port()
     log = (tmp_path / "server.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
-        env=site_env(tmp_path, DEBUG="1"),
+        env=site_env(tmp_path, DEBUG="1", **values),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -226,6 +231,12 @@ def dev_server(tmp_path):
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    with site_server(tmp_path) as served:
+        yield served
 
 
 def test_development_site_end_to_end(dev_server, tmp_path):
@@ -255,3 +266,78 @@ def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     assert (config["workers"], config["worker_class"], config["threads"]) == (os.cpu_count() + 1, "gthread", 64)
     monkeypatch.setenv("GUNICORN_WORKERS", "5")
     assert runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))["workers"] == 5
+
+
+ADMIN_PASSWORD = "correct-horse-battery-staple"
+ATTACKER, COLLEAGUE = "203.0.113.7", "198.51.100.9"
+
+
+def admin_login(base: str, password: str, *, forwarded_for: str, username: str = "admin") -> requests.Response:
+    """One login to the admin, as a browser sends it, through a proxy that appended ``forwarded_for``."""
+    with requests.Session() as browser:
+        browser.headers["X-Forwarded-For"] = forwarded_for
+        form = browser.get(base + "/admin/login/", timeout=5)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token, form.text
+        fields = {"csrfmiddlewaretoken": token[1], "username": username, "password": password, "next": "/admin/"}
+        return browser.post(base + "/admin/login/?next=/admin/", data=fields, allow_redirects=False, timeout=5)
+
+
+def test_admin_login_locks_out_an_ip_never_a_username(tmp_path):
+    limits = {"OTP_TRUSTED_PROXY_COUNT": "1", "ADMIN_LOGIN_FAILURE_LIMIT": "3", "ADMIN_LOGIN_COOLOFF_SECONDS": "3600"}
+    with site_server(tmp_path, **limits) as (base, _):
+        created = manage(
+            tmp_path,
+            "createsuperuser",
+            "--noinput",
+            "--username=admin",
+            "--email=admin@example.com",
+            DEBUG="1",
+            DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+        )
+        assert created.returncode == 0, created.stderr
+        for _ in range(2):
+            refused = admin_login(base, "wrong", forwarded_for=ATTACKER)
+            assert refused.status_code == 200 and "Please enter the correct username and password" in refused.text
+        locked = admin_login(base, "wrong", forwarded_for=ATTACKER)
+        assert locked.status_code == 429
+        assert locked.json()["code"] == "too_many_login_attempts"
+        assert locked.headers["Retry-After"] == "3600"
+        # The right password from the locked address waits out the cool-off,
+        # and so does any other username from it.
+        assert admin_login(base, ADMIN_PASSWORD, forwarded_for=ATTACKER).status_code == 429
+        assert admin_login(base, "wrong", forwarded_for=ATTACKER, username="someone").status_code == 429
+        # A client cannot leave its address by adding its own entry on the left.
+        assert admin_login(base, ADMIN_PASSWORD, forwarded_for=f"{COLLEAGUE}, {ATTACKER}").status_code == 429
+        # The same username from elsewhere is not locked out.
+        colleague = admin_login(base, ADMIN_PASSWORD, forwarded_for=COLLEAGUE)
+        assert colleague.status_code == 302 and colleague.headers["Location"] == "/admin/"
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "remote", "expected"),
+    [
+        ("203.0.113.7", "10.0.0.1", "203.0.113.7"),
+        ("6.6.6.6, 203.0.113.7", "10.0.0.1", "203.0.113.7"),  # the proxy's entry, not the client's
+        ("", "10.0.0.1", "10.0.0.1"),
+        ("2001:db8:1:2:abcd::9", "10.0.0.1", "2001:db8:1:2::"),  # an IPv6 client holds its /64
+        ("", "", "0.0.0.0"),
+    ],
+)
+def test_admin_login_counts_failures_per_client_address(forwarded_for, remote, expected):
+    from otpsite.admin_login import lockout_address
+
+    request = RequestFactory().post("/admin/login/", HTTP_X_FORWARDED_FOR=forwarded_for, REMOTE_ADDR=remote)
+    with override_settings(OTP={"TRUSTED_PROXY_COUNT": 1}):
+        assert lockout_address(request) == expected
+
+
+def test_an_address_that_cannot_be_told_shares_one_bucket(monkeypatch):
+    from otpsite import admin_login
+
+    def malformed(request):
+        raise InvalidInput("X-Forwarded-For is malformed.")
+
+    monkeypatch.setattr(admin_login, "client_ip", malformed)
+    request = RequestFactory().post("/admin/login/", HTTP_X_FORWARDED_FOR="not, an, address")
+    assert admin_login.lockout_address(request) == admin_login.UNKNOWN_ADDRESS

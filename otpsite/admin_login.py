@@ -1,0 +1,46 @@
+"""The admin login's lockout (django-axes): whose failures count together, and the answer."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext_lazy as _
+
+from otp.client_ip import IPV6_PREFIX, client_ip
+from otp.exceptions import InvalidInput
+from otp.responses import error_body
+
+# Where the client cannot be told (a malformed X-Forwarded-For, no address):
+# every such request shares this one bucket, so an unreadable header neither
+# escapes the limit nor lands on someone else's address. Axes stores it in an
+# IP address column, so it has to be one.
+UNKNOWN_ADDRESS = "0.0.0.0"  # noqa: S104 (a value, not a bind address)
+
+LOCKED_OUT = _("Too many failed logins. Please try again later.")
+
+
+def lockout_address(request: HttpRequest) -> str:
+    """The client's address as the app's limits see it, honouring ``OTP['TRUSTED_PROXY_COUNT']``.
+
+    An IPv6 client counts as its /64, which it usually holds whole; counted
+    per address, it could rotate through billions of them.
+    """
+    try:
+        address = ipaddress.ip_address(client_ip(request))
+    except (InvalidInput, ValueError):
+        return UNKNOWN_ADDRESS
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/{IPV6_PREFIX}", strict=False).network_address)
+    return str(address)
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict[str, Any] | None = None
+) -> JsonResponse:
+    """429 in the site's error shape; Retry-After is the cool-off, which each refused try restarts."""
+    response = JsonResponse(error_body(LOCKED_OUT, "too_many_login_attempts"), status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
