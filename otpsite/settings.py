@@ -7,25 +7,42 @@ environment variables win over it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_env_file = env.str("OTPSITE_ENV_FILE", default=str(BASE_DIR / ".env"))
+_T = TypeVar("_T")
+
+
+def setting(name: str, default: _T, parse: Callable[[str], Any] = env.str) -> _T:
+    """The variable read with ``parse`` (an ``env`` method), or ``default`` when unset or empty.
+
+    A copied .env.example leaves some variables empty; empty means "the default",
+    never an empty string, False or a parse error.
+    """
+    if not os.environ.get(name, "").strip():
+        return default
+    return parse(name)
+
+
+_env_file = setting("OTPSITE_ENV_FILE", str(BASE_DIR / ".env"))
 if Path(_env_file).is_file():
     environ.Env.read_env(_env_file, overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = setting("DEBUG", False, env.bool)
 # Development may run without a secret; production must set one.
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-do-not-use-in-production" if DEBUG else "")
+SECRET_KEY = setting("SECRET_KEY", "dev-insecure-key-do-not-use-in-production" if DEBUG else "")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS: list[str] = setting("ALLOWED_HOSTS", [], env.list)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,7 +88,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db_url_config(setting("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, but a pooled connection the server closed is replaced
     # at check-out instead of failing a request (otpsite/postgres/base.py).
@@ -79,7 +96,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     # A row lock held by a stuck transaction makes a competing request fail
     # fast (503) instead of waiting without bound.
-    _options["options"] = f"-c lock_timeout={env.int('DATABASE_LOCK_TIMEOUT_MS', default=3000)}"
+    _options["options"] = f"-c lock_timeout={setting('DATABASE_LOCK_TIMEOUT_MS', 3000, env.int)}"
     # A database that stops answering without a reset (a partition, a host
     # gone) fails a request after about DATABASE_NETWORK_TIMEOUT seconds, not
     # after the kernel's retransmission limit (some 15 minutes) or, for a
@@ -89,7 +106,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # server acknowledges both, however long its query runs. libpq parameters
     # in DATABASE_URL's query string (?tcp_user_timeout=...) win; 0 leaves
     # libpq's and the kernel's defaults.
-    _network_timeout = env.int("DATABASE_NETWORK_TIMEOUT", default=10)
+    _network_timeout = setting("DATABASE_NETWORK_TIMEOUT", 10, env.int)
     if _network_timeout > 0:
         for _name, _value in {
             "connect_timeout": max(2, _network_timeout),  # libpq's least
@@ -104,19 +121,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # hours, so the hot statements are parsed and planned once, not per call.
     # Off (DATABASE_PREPARE_THRESHOLD=off) behind a transaction-mode pooler
     # such as PgBouncer, which cannot keep prepared statements.
-    _options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
-    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+    _options["server_side_binding"] = setting("DATABASE_SERVER_SIDE_BINDING", True, env.bool)
+    _prepare_threshold = setting("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
     _options["prepare_threshold"] = None if _prepare_threshold in ("", "off") else int(_prepare_threshold)
-    if env.bool("DATABASE_POOL", default=True):
+    if setting("DATABASE_POOL", True, env.bool):
         # psycopg's pool, per process: hundreds of threads share a few connections.
         _options["pool"] = {
-            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
-            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=12),
-            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+            "min_size": setting("DATABASE_POOL_MIN_SIZE", 2, env.int),
+            "max_size": setting("DATABASE_POOL_MAX_SIZE", 12, env.int),
+            "timeout": setting("DATABASE_POOL_TIMEOUT", 5.0, env.float),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0
 
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = setting("REDIS_URL", "")
 if REDIS_URL:
     # Django's Redis backend, keeping one client per pool (see otp/cache.py).
     CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": REDIS_URL}}
@@ -172,11 +189,11 @@ SPECTACULAR_SETTINGS = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", False, env.bool)
 
 # -- The otp app ---------------------------------------------------------------
 
-INFOBIP_API_KEY = env.str("INFOBIP_API_KEY", default="")
+INFOBIP_API_KEY = setting("INFOBIP_API_KEY", "")
 
 
 def _default_provider() -> str | None:
@@ -188,27 +205,27 @@ def _default_provider() -> str | None:
     return None
 
 
-OTP_PROVIDER = env.str("OTP_PROVIDER", default="") or _default_provider()
-OTP = {
+OTP_PROVIDER = setting("OTP_PROVIDER", "") or _default_provider()
+OTP: dict[str, Any] = {
     "PROVIDER": OTP_PROVIDER,
     "PROVIDER_OPTIONS": (
         {
             "api_key": INFOBIP_API_KEY,
-            "base_url": env.str("INFOBIP_BASE_URL", default=""),
-            "application_id": env.str("INFOBIP_2FA_APP_ID", default=""),
-            "message_id": env.str("INFOBIP_2FA_MSG_ID", default=""),
-            "connect_timeout": env.float("INFOBIP_CONNECT_TIMEOUT", default=3.0),
-            "read_timeout": env.float("INFOBIP_READ_TIMEOUT", default=10.0),
+            "base_url": setting("INFOBIP_BASE_URL", ""),
+            "application_id": setting("INFOBIP_2FA_APP_ID", ""),
+            "message_id": setting("INFOBIP_2FA_MSG_ID", ""),
+            "connect_timeout": setting("INFOBIP_CONNECT_TIMEOUT", 3.0, env.float),
+            "read_timeout": setting("INFOBIP_READ_TIMEOUT", 10.0, env.float),
         }
         if OTP_PROVIDER == "otp.providers.infobip.InfobipProvider"
         else {}
     ),
-    "PIN_LENGTH": env.int("OTP_PIN_LENGTH", default=6),
-    "CODE_TTL_SECONDS": env.int("OTP_CODE_TTL_SECONDS", default=300),
-    "MAX_VERIFY_ATTEMPTS": env.int("OTP_MAX_VERIFY_ATTEMPTS", default=5),
-    "DEFAULT_REGION": env.str("OTP_DEFAULT_REGION", default="") or None,
-    "MAX_REQUEST_BYTES": env.int("OTP_MAX_REQUEST_BYTES", default=1024),
-    "RETENTION_DAYS": env.int("OTP_RETENTION_DAYS", default=30),
+    "PIN_LENGTH": setting("OTP_PIN_LENGTH", 6, env.int),
+    "CODE_TTL_SECONDS": setting("OTP_CODE_TTL_SECONDS", 300, env.int),
+    "MAX_VERIFY_ATTEMPTS": setting("OTP_MAX_VERIFY_ATTEMPTS", 5, env.int),
+    "DEFAULT_REGION": setting("OTP_DEFAULT_REGION", "") or None,
+    "MAX_REQUEST_BYTES": setting("OTP_MAX_REQUEST_BYTES", 1024, env.int),
+    "RETENTION_DAYS": setting("OTP_RETENTION_DAYS", 30, env.int),
 }
 # Limits: each OTP_<NAME> variable overrides the app default; "off" switches
 # a limit off (see the settings reference).
@@ -235,16 +252,18 @@ _LIMIT_SETTINGS = {
     "PROVIDER_QUEUE_TIMEOUT_SECONDS": float,
 }
 for _name, _cast in _LIMIT_SETTINGS.items():
-    _raw = env.str(f"OTP_{_name}", default="")
+    _raw = setting(f"OTP_{_name}", "")
     if _raw:
         OTP[_name] = None if _raw.lower() == "off" else _cast(_raw)
-if env.str("OTP_ALLOWED_REGIONS", default=""):
-    OTP["ALLOWED_REGIONS"] = [r.strip().upper() for r in env.list("OTP_ALLOWED_REGIONS")]
-if env.str("OTP_ALLOWED_NUMBER_TYPES", default=""):
-    OTP["ALLOWED_NUMBER_TYPES"] = [t.strip().upper() for t in env.list("OTP_ALLOWED_NUMBER_TYPES")]
+_regions: list[str] = setting("OTP_ALLOWED_REGIONS", [], env.list)
+if _regions:
+    OTP["ALLOWED_REGIONS"] = [r.strip().upper() for r in _regions]
+_types: list[str] = setting("OTP_ALLOWED_NUMBER_TYPES", [], env.list)
+if _types:
+    OTP["ALLOWED_NUMBER_TYPES"] = [t.strip().upper() for t in _types]
 
 # JSON lines in production (one object per record), plain text in development.
-LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_FORMAT = setting("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -253,7 +272,7 @@ LOGGING = {
         "json": {"()": "otp.logs.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": setting("LOG_LEVEL", "INFO")},
     # The access record replaces Django's own 4xx/5xx warnings.
     "loggers": {"django.request": {"level": "ERROR"}},
 }

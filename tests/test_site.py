@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import runpy
@@ -255,3 +256,63 @@ def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     assert (config["workers"], config["worker_class"], config["threads"]) == (os.cpu_count() + 1, "gthread", 64)
     monkeypatch.setenv("GUNICORN_WORKERS", "5")
     assert runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))["workers"] == 5
+
+
+def example_variables() -> list[str]:
+    """The variables .env.example documents, set or commented out."""
+    text = (ROOT / ".env.example").read_text()
+    return re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)
+
+
+SETTINGS_DUMP = (
+    "import json; from django.conf import settings as s; "
+    "print(json.dumps({n: getattr(s, n) for n in dir(s) if n.isupper()}, default=repr, sort_keys=True))"
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"DEBUG": "1"},
+        {"DEBUG": "0", "SECRET_KEY": "s" * 50, "DATABASE_URL": "postgres://u@db.internal:5432/otp"},
+        {"DEBUG": "0", "SECRET_KEY": "s" * 50, "INFOBIP_API_KEY": "k", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+    ],
+)
+def test_an_empty_variable_means_its_default(tmp_path, values):
+    # A copied .env.example leaves some variables empty: each must mean what leaving it out means.
+    # OTPSITE_ENV_FILE would read the .env beside manage.py; gunicorn's are not the site's settings.
+    blank = {
+        name: ""
+        for name in example_variables()
+        if name not in values and name != "OTPSITE_ENV_FILE" and not name.startswith("GUNICORN_")
+    }
+    assert {"LOG_FORMAT", "LOG_LEVEL", "DATABASE_POOL", "OTP_PIN_LENGTH", "INFOBIP_READ_TIMEOUT"} <= set(blank)
+    dumps = []
+    for given in ({}, blank):
+        env = {k: v for k, v in site_env(tmp_path, **values).items() if k not in blank} | given
+        env["DJANGO_SETTINGS_MODULE"] = "otpsite.settings"
+        run = [sys.executable, "-c", SETTINGS_DUMP]
+        result = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        dumps.append(json.loads(result.stdout))
+    unset, empty = dumps
+    assert empty == unset
+
+
+def test_log_format_left_empty_is_json_without_debug(tmp_path):
+    code = "from django.conf import settings as s; print(s.LOGGING['handlers']['console']['formatter'])"
+    result = python(tmp_path, code, SECRET_KEY="s" * 50, LOG_FORMAT="")
+    assert result.stdout.strip() == "json", result.stderr
+
+
+def test_gunicorn_variables_left_empty_mean_their_defaults(monkeypatch):
+    names = [n for n in example_variables() if n.startswith("GUNICORN_")]
+    for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
+        monkeypatch.delenv(name)
+    defaults = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
+    for name in names:
+        monkeypatch.setenv(name, "")
+    empty = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
+    settings = [k for k, v in defaults.items() if not k.startswith("_") and isinstance(v, (int, str, type(None)))]
+    assert {k: empty[k] for k in settings} == {k: defaults[k] for k in settings}
+    assert "preload_app" in settings
