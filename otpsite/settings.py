@@ -186,10 +186,30 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# -- HTTPS ---------------------------------------------------------------------
+
+# Behind a TLS proxy, the header it sets to say the client's request was https
+# ("HTTP_X_FORWARDED_PROTO,https"); only when the proxy always sets or strips
+# it, or a client could claim https itself.
+_proxy_ssl_header: tuple[str, ...] = setting("SECURE_PROXY_SSL_HEADER", (), env.tuple)
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", False, env.bool)
+    SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", True, env.bool)
+    SECURE_HSTS_SECONDS = setting("SECURE_HSTS_SECONDS", 365 * 24 * 3600, env.int)
+    # Orchestrators probe an instance over plain http on its own address.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz(/live|/ready)?$"]
+# HSTS for subdomains and the browsers' preload list bind every host under the
+# domain, which only the domain's owner can decide (security.W005, W021).
+SILENCED_SYSTEM_CHECKS += ["security.W005", "security.W021"]
 
 # -- The otp app ---------------------------------------------------------------
 

@@ -20,11 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def site_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFOBIP_", "OTP_", "DJANGO_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFOBIP_", "OTP_", "DJANGO_", "SECURE_"))}
     env.pop("DEBUG", None)
     env.pop("SECRET_KEY", None)
     env.update(
-        {"OTPSITE_ENV_FILE": str(tmp_path / "none.env"), "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}"}
+        {
+            "OTPSITE_ENV_FILE": str(tmp_path / "none.env"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}",
+            # The servers these tests start speak plain http.
+            "SECURE_SSL_REDIRECT": "0",
+        }
     )
     env.update(values)
     return env
@@ -316,3 +321,64 @@ def test_gunicorn_variables_left_empty_mean_their_defaults(monkeypatch):
     settings = [k for k, v in defaults.items() if not k.startswith("_") and isinstance(v, (int, str, type(None)))]
     assert {k: empty[k] for k in settings} == {k: defaults[k] for k in settings}
     assert "preload_app" in settings
+
+
+def example_values() -> dict[str, str]:
+    """The values .env.example sets (its commented-out variables are left out)."""
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+
+
+def test_the_example_environment_passes_the_deploy_checks(tmp_path):
+    # The example is a production template: only the secrets and the account's IDs are left to fill.
+    values = example_values() | {
+        "SECRET_KEY": "example-" + "k" * 50,
+        "INFOBIP_API_KEY": "example-api-key",
+        "INFOBIP_2FA_APP_ID": "EXAMPLE-APP",
+        "INFOBIP_2FA_MSG_ID": "EXAMPLE-MSG",
+    }
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **values)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+HTTPS_PROBE = (
+    "import django; django.setup(); from django.test import Client; c = Client()\n"
+    "for path, headers in [('/healthz/live', {}), ('/healthz', {}), ('/admin/login/', {}),\n"
+    "                      ('/admin/login/', {'HTTP_X_FORWARDED_PROTO': 'https'})]:\n"
+    "    r = c.get(path, **headers)\n"
+    "    print(path, r.status_code, r.get('Location', '-'), r.get('Strict-Transport-Security', '-'))"
+)
+PRODUCTION = {
+    "SECRET_KEY": "s" * 50,
+    "ALLOWED_HOSTS": "testserver",
+    "OTP_PROVIDER": "otp.providers.locmem.LocmemProvider",
+}
+
+
+def test_production_redirects_to_https_except_health_and_sends_hsts(tmp_path):
+    # SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS left to their defaults.
+    values = {**PRODUCTION, "SECURE_SSL_REDIRECT": "", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https"}
+    result = python(tmp_path, HTTPS_PROBE, **values)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "/healthz/live 200 - -",
+        "/healthz 200 - -",
+        "/admin/login/ 301 https://testserver/admin/login/ -",
+        "/admin/login/ 200 - max-age=31536000",  # https, as the proxy says
+    ]
+
+
+def test_plain_http_is_served_when_asked(tmp_path):
+    result = python(tmp_path, HTTPS_PROBE, **PRODUCTION, SECURE_SSL_REDIRECT="0")
+    assert result.returncode == 0, result.stderr
+    # Without SECURE_PROXY_SSL_HEADER the forwarded header is not believed.
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["200", "200", "200", "200"]
+    assert "max-age" not in result.stdout
+
+
+def test_a_malformed_proxy_ssl_header_stops_the_start(tmp_path):
+    result = python(
+        tmp_path, "import django; django.setup()", **PRODUCTION, SECURE_PROXY_SSL_HEADER="X_FORWARDED_PROTO"
+    )
+    assert result.returncode != 0 and "SECURE_PROXY_SSL_HEADER must be a header and a value" in result.stderr
