@@ -17,10 +17,10 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_T = TypeVar("_T")
+_Value = TypeVar("_Value")
 
 
-def setting(name: str, default: _T, parse: Callable[[str], Any] = env.str) -> _T:
+def setting(name: str, default: _Value, parse: Callable[[str], Any] = env.str) -> _Value:
     """The variable read with ``parse`` (an ``env`` method), or ``default`` when unset or empty.
 
     A copied .env.example leaves some variables empty; empty means "the default",
@@ -54,12 +54,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_ratelimit",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by the site itself
     "otp",
 ]
 
 MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # gunicorn serves no files: the admin's and the API docs' static files come
+    # from here, after the https redirect and before the rest of the site.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Messages follow Accept-Language; with none, they are English.
     "django.middleware.locale.LocaleMiddleware",
@@ -165,6 +169,9 @@ LANGUAGES = [("en", "English"), ("es", "Español")]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise finds the apps' static files where they are installed, as
+# runserver does: no collectstatic step before a start.
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
@@ -179,6 +186,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Send and verify one-time PINs by SMS or voice, delivered by Infobip 2FA.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The pinned files of drf-spectacular-sidecar, not a CDN's latest.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

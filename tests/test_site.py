@@ -254,6 +254,15 @@ def test_development_site_end_to_end(dev_server, tmp_path):
     assert result.stdout.split() == ["+14155552671", "verified", "True", "1"]
 
 
+def test_development_site_serves_the_api_docs_assets(dev_server):
+    base, _ = dev_server
+    html = requests.get(base + "/api/docs/", timeout=5).text
+    urls = re.findall(r"(?:src|href)=\"(/[^\"]+)\"", html)
+    assert len(urls) >= 4
+    for url in urls:
+        assert requests.get(base + url.replace("&amp;", "&"), timeout=5).status_code == 200, url
+
+
 def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
         monkeypatch.delenv(name)
