@@ -258,7 +258,7 @@ def clean_env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OTP_", "INFOBIP_", "GUNICORN_", "DATABASE_"))
+        if not k.startswith(("OTP_", "INFOBIP_", "GUNICORN_", "DATABASE_", "SECURE_"))
         and k not in ("SECRET_KEY", "DEBUG", "REDIS_URL", "ALLOWED_HOSTS", "LOG_LEVEL", "LOG_FORMAT")
     }
     # An empty file: the site must not read a developer's .env beside manage.py.
@@ -273,6 +273,8 @@ def site_env(
         "DEBUG": "0",
         "SECRET_KEY": "bench-" + "k" * 50,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # gunicorn serves plain http on loopback, with no TLS proxy in front.
+        "SECURE_SSL_REDIRECT": "0",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "INFOBIP_API_KEY": EMULATOR_KEY,

@@ -12,6 +12,7 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from otp.conf import MAX_CODE_TTL_SECONDS, otp_settings
 from otp.exceptions import OtpConfigurationError
@@ -88,6 +89,31 @@ def check_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if not _is_int(retention) or retention < 0:
         errors.append(Error("OTP['RETENTION_DAYS'] must be a non-negative integer.", id="otp.E008"))
     return errors
+
+
+@register(Tags.security)
+def check_challenge_verifier(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # The path is imported on every send: a typo found here fails the start,
+    # not each request.
+    path = otp_settings.SEND_CHALLENGE_VERIFIER
+    if not path:
+        return []
+    if not isinstance(path, str):
+        problem = "not a dotted path"
+    else:
+        try:
+            problem = "" if callable(import_string(path)) else "not a callable"
+        except ImportError as err:
+            problem = str(err)
+    if not problem:
+        return []
+    return [
+        Error(
+            f"OTP['SEND_CHALLENGE_VERIFIER'] = {path!r} is unusable: {problem}.",
+            hint="Give the dotted path of a callable verify(request, token) -> bool, or None.",
+            id="otp.E009",
+        )
+    ]
 
 
 _LOCAL_CACHES = (

@@ -34,7 +34,7 @@ backlog = _int("GUNICORN_BACKLOG", 2048)
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # the site logs its own access records
 errorlog = "-"
 # Import the app before forking: workers share its memory pages.
-preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+preload_app = (os.environ.get("GUNICORN_PRELOAD") or "1") == "1"
 # Several instances may run on one host (and in the tests); none needs the
 # control socket, whose default path is shared.
 control_socket_disable = True

@@ -7,26 +7,43 @@ environment variables win over it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_env_file = env.str("OTPSITE_ENV_FILE", default=str(BASE_DIR / ".env"))
+_Value = TypeVar("_Value")
+
+
+def setting(name: str, default: _Value, parse: Callable[[str], Any] = env.str) -> _Value:
+    """The variable read with ``parse`` (an ``env`` method), or ``default`` when unset or empty.
+
+    A copied .env.example leaves some variables empty; empty means "the default",
+    never an empty string, False or a parse error.
+    """
+    if not os.environ.get(name, "").strip():
+        return default
+    return parse(name)
+
+
+_env_file = setting("OTPSITE_ENV_FILE", str(BASE_DIR / ".env"))
 if Path(_env_file).is_file():
     environ.Env.read_env(_env_file, overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = setting("DEBUG", False, env.bool)
 # Development may run without a secret; production must set one.
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-do-not-use-in-production" if DEBUG else "")
+SECRET_KEY = setting("SECRET_KEY", "dev-insecure-key-do-not-use-in-production" if DEBUG else "")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS: list[str] = setting("ALLOWED_HOSTS", [], env.list)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -39,12 +56,16 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "drf_spectacular",
     "axes",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by the site itself
     "otp",
 ]
 
 MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # gunicorn serves no files: the admin's and the API docs' static files come
+    # from here, after the https redirect and before the rest of the site.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Messages follow Accept-Language; with none, they are English.
     "django.middleware.locale.LocaleMiddleware",
@@ -80,7 +101,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db_url_config(setting("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, but a pooled connection the server closed is replaced
     # at check-out instead of failing a request (otpsite/postgres/base.py).
@@ -88,7 +109,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     # A row lock held by a stuck transaction makes a competing request fail
     # fast (503) instead of waiting without bound.
-    _options["options"] = f"-c lock_timeout={env.int('DATABASE_LOCK_TIMEOUT_MS', default=3000)}"
+    _options["options"] = f"-c lock_timeout={setting('DATABASE_LOCK_TIMEOUT_MS', 3000, env.int)}"
     # A database that stops answering without a reset (a partition, a host
     # gone) fails a request after about DATABASE_NETWORK_TIMEOUT seconds, not
     # after the kernel's retransmission limit (some 15 minutes) or, for a
@@ -98,7 +119,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # server acknowledges both, however long its query runs. libpq parameters
     # in DATABASE_URL's query string (?tcp_user_timeout=...) win; 0 leaves
     # libpq's and the kernel's defaults.
-    _network_timeout = env.int("DATABASE_NETWORK_TIMEOUT", default=10)
+    _network_timeout = setting("DATABASE_NETWORK_TIMEOUT", 10, env.int)
     if _network_timeout > 0:
         for _name, _value in {
             "connect_timeout": max(2, _network_timeout),  # libpq's least
@@ -113,19 +134,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # hours, so the hot statements are parsed and planned once, not per call.
     # Off (DATABASE_PREPARE_THRESHOLD=off) behind a transaction-mode pooler
     # such as PgBouncer, which cannot keep prepared statements.
-    _options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
-    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+    _options["server_side_binding"] = setting("DATABASE_SERVER_SIDE_BINDING", True, env.bool)
+    _prepare_threshold = setting("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
     _options["prepare_threshold"] = None if _prepare_threshold in ("", "off") else int(_prepare_threshold)
-    if env.bool("DATABASE_POOL", default=True):
+    if setting("DATABASE_POOL", True, env.bool):
         # psycopg's pool, per process: hundreds of threads share a few connections.
         _options["pool"] = {
-            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
-            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=12),
-            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+            "min_size": setting("DATABASE_POOL_MIN_SIZE", 2, env.int),
+            "max_size": setting("DATABASE_POOL_MAX_SIZE", 12, env.int),
+            "timeout": setting("DATABASE_POOL_TIMEOUT", 5.0, env.float),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0
 
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = setting("REDIS_URL", "")
 if REDIS_URL:
     # Django's Redis backend, keeping one client per pool (see otp/cache.py).
     CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": REDIS_URL}}
@@ -147,8 +168,8 @@ if DEBUG and not REDIS_URL:
 # the app's limits use (otp.client_ip, honouring OTP_TRUSTED_PROXY_COUNT).
 AXES_LOCKOUT_PARAMETERS = ["ip_address", ["ip_address", "username"]]
 AXES_CLIENT_IP_CALLABLE = "otpsite.admin_login.lockout_address"
-AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(seconds=env.int("ADMIN_LOGIN_COOLOFF_SECONDS", default=900))
+AXES_FAILURE_LIMIT = setting("ADMIN_LOGIN_FAILURE_LIMIT", 5, env.int)
+AXES_COOLOFF_TIME = timedelta(seconds=setting("ADMIN_LOGIN_COOLOFF_SECONDS", 900, env.int))
 AXES_LOCKOUT_CALLABLE = "otpsite.admin_login.lockout_response"
 # The database handler: every worker counts into the same rows on any
 # database (the default cache may be per process), lockouts survive a
@@ -177,6 +198,9 @@ LANGUAGES = [("en", "English"), ("es", "Español")]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise finds the apps' static files where they are installed, as
+# runserver does: no collectstatic step before a start.
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
@@ -191,6 +215,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Send and verify one-time PINs by SMS or voice, delivered by Infobip 2FA.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The pinned files of drf-spectacular-sidecar, not a CDN's latest.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -198,14 +226,34 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# -- HTTPS ---------------------------------------------------------------------
+
+# Behind a TLS proxy, the header it sets to say the client's request was https
+# ("HTTP_X_FORWARDED_PROTO,https"); only when the proxy always sets or strips
+# it, or a client could claim https itself.
+_proxy_ssl_header: tuple[str, ...] = setting("SECURE_PROXY_SSL_HEADER", (), env.tuple)
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", True, env.bool)
+    SECURE_HSTS_SECONDS = setting("SECURE_HSTS_SECONDS", 365 * 24 * 3600, env.int)
+    # Orchestrators probe an instance over plain http on its own address.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz(/live|/ready)?$"]
+# HSTS for subdomains and the browsers' preload list bind every host under the
+# domain, which only the domain's owner can decide (security.W005, W021).
+SILENCED_SYSTEM_CHECKS += ["security.W005", "security.W021"]
 
 # -- The otp app ---------------------------------------------------------------
 
-INFOBIP_API_KEY = env.str("INFOBIP_API_KEY", default="")
+INFOBIP_API_KEY = setting("INFOBIP_API_KEY", "")
 
 
 def _default_provider() -> str | None:
@@ -217,27 +265,27 @@ def _default_provider() -> str | None:
     return None
 
 
-OTP_PROVIDER = env.str("OTP_PROVIDER", default="") or _default_provider()
-OTP = {
+OTP_PROVIDER = setting("OTP_PROVIDER", "") or _default_provider()
+OTP: dict[str, Any] = {
     "PROVIDER": OTP_PROVIDER,
     "PROVIDER_OPTIONS": (
         {
             "api_key": INFOBIP_API_KEY,
-            "base_url": env.str("INFOBIP_BASE_URL", default=""),
-            "application_id": env.str("INFOBIP_2FA_APP_ID", default=""),
-            "message_id": env.str("INFOBIP_2FA_MSG_ID", default=""),
-            "connect_timeout": env.float("INFOBIP_CONNECT_TIMEOUT", default=3.0),
-            "read_timeout": env.float("INFOBIP_READ_TIMEOUT", default=10.0),
+            "base_url": setting("INFOBIP_BASE_URL", ""),
+            "application_id": setting("INFOBIP_2FA_APP_ID", ""),
+            "message_id": setting("INFOBIP_2FA_MSG_ID", ""),
+            "connect_timeout": setting("INFOBIP_CONNECT_TIMEOUT", 3.0, env.float),
+            "read_timeout": setting("INFOBIP_READ_TIMEOUT", 10.0, env.float),
         }
         if OTP_PROVIDER == "otp.providers.infobip.InfobipProvider"
         else {}
     ),
-    "PIN_LENGTH": env.int("OTP_PIN_LENGTH", default=6),
-    "CODE_TTL_SECONDS": env.int("OTP_CODE_TTL_SECONDS", default=300),
-    "MAX_VERIFY_ATTEMPTS": env.int("OTP_MAX_VERIFY_ATTEMPTS", default=5),
-    "DEFAULT_REGION": env.str("OTP_DEFAULT_REGION", default="") or None,
-    "MAX_REQUEST_BYTES": env.int("OTP_MAX_REQUEST_BYTES", default=1024),
-    "RETENTION_DAYS": env.int("OTP_RETENTION_DAYS", default=30),
+    "PIN_LENGTH": setting("OTP_PIN_LENGTH", 6, env.int),
+    "CODE_TTL_SECONDS": setting("OTP_CODE_TTL_SECONDS", 300, env.int),
+    "MAX_VERIFY_ATTEMPTS": setting("OTP_MAX_VERIFY_ATTEMPTS", 5, env.int),
+    "DEFAULT_REGION": setting("OTP_DEFAULT_REGION", "") or None,
+    "MAX_REQUEST_BYTES": setting("OTP_MAX_REQUEST_BYTES", 1024, env.int),
+    "RETENTION_DAYS": setting("OTP_RETENTION_DAYS", 30, env.int),
 }
 # Limits: each OTP_<NAME> variable overrides the app default; "off" switches
 # a limit off (see the settings reference).
@@ -265,16 +313,18 @@ _LIMIT_SETTINGS = {
     "PROVIDER_THROTTLE_ALERT_NUMBERS": int,
 }
 for _name, _cast in _LIMIT_SETTINGS.items():
-    _raw = env.str(f"OTP_{_name}", default="")
+    _raw = setting(f"OTP_{_name}", "")
     if _raw:
         OTP[_name] = None if _raw.lower() == "off" else _cast(_raw)
-if env.str("OTP_ALLOWED_REGIONS", default=""):
-    OTP["ALLOWED_REGIONS"] = [r.strip().upper() for r in env.list("OTP_ALLOWED_REGIONS")]
-if env.str("OTP_ALLOWED_NUMBER_TYPES", default=""):
-    OTP["ALLOWED_NUMBER_TYPES"] = [t.strip().upper() for t in env.list("OTP_ALLOWED_NUMBER_TYPES")]
+_regions: list[str] = setting("OTP_ALLOWED_REGIONS", [], env.list)
+if _regions:
+    OTP["ALLOWED_REGIONS"] = [r.strip().upper() for r in _regions]
+_types: list[str] = setting("OTP_ALLOWED_NUMBER_TYPES", [], env.list)
+if _types:
+    OTP["ALLOWED_NUMBER_TYPES"] = [t.strip().upper() for t in _types]
 
 # JSON lines in production (one object per record), plain text in development.
-LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_FORMAT = setting("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -283,7 +333,7 @@ LOGGING = {
         "json": {"()": "otp.logs.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": setting("LOG_LEVEL", "INFO")},
     # The access record replaces Django's own 4xx/5xx warnings.
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -2,15 +2,19 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from otp.health import healthz
+from otp.health import liveness, readiness
+from otpsite.apidocs import ApiDocsView
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
+    # /healthz is the readiness check, kept for probes that poll it.
+    path("healthz", readiness, name="healthz"),
+    path("healthz/live", liveness, name="healthz-live"),
+    path("healthz/ready", readiness, name="healthz-ready"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("", include("otp.urls")),
 ]
 

@@ -8,6 +8,7 @@ from django.core.management.base import SystemCheckError
 
 from otp.checks import (
     check_allowed_regions_deploy,
+    check_challenge_verifier,
     check_limiter_cache,
     check_limiter_cache_deploy,
     check_limiter_cache_timeout_deploy,
@@ -157,6 +158,29 @@ def test_limit_errors(settings, key, value, check_id):
     assert check_limits() == []
     settings.OTP = {**settings.OTP, key: value}
     assert ids(check_limits()) == [check_id]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tests.test_abuse_extras.accept_only_gud",  # a typo in the name
+        "tests.test_abuse_extra.accept_only_good",  # a typo in the module
+        "accept_only_good",  # no module at all
+        "otp.conf.MAX_CODE_TTL_SECONDS",  # not callable
+        42,
+    ],
+)
+def test_an_unusable_send_challenge_verifier_fails_the_checks(settings, path):
+    settings.OTP = {**settings.OTP, "SEND_CHALLENGE_VERIFIER": path}
+    assert ids(check_challenge_verifier()) == ["otp.E009"]
+    with pytest.raises(SystemCheckError, match="otp.E009"):
+        call_command("check")
+
+
+@pytest.mark.parametrize("path", [None, "", "tests.test_abuse_extras.accept_only_good"])
+def test_a_usable_or_no_send_challenge_verifier_passes(settings, path):
+    settings.OTP = {**settings.OTP, "SEND_CHALLENGE_VERIFIER": path}
+    assert check_challenge_verifier() == []
 
 
 def test_manage_check_fails_on_error(settings):

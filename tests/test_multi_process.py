@@ -30,6 +30,7 @@ def redis_db():
 def two_servers(tmp_path, redis_db):
     env = {
         "DEBUG": "1",
+        "SECURE_SSL_REDIRECT": "0",  # runserver speaks plain http
         "REDIS_URL": REDIS_URL,
         "OTP_IP_SEND_RATE": "4/15m",
         "OTP_MAX_SENDS_PER_PREFIX_PER_HOUR": "off",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import runpy
@@ -24,11 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def site_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFOBIP_", "OTP_", "DJANGO_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFOBIP_", "OTP_", "DJANGO_", "SECURE_"))}
     env.pop("DEBUG", None)
     env.pop("SECRET_KEY", None)
     env.update(
-        {"OTPSITE_ENV_FILE": str(tmp_path / "none.env"), "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}"}
+        {
+            "OTPSITE_ENV_FILE": str(tmp_path / "none.env"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}",
+            # The servers these tests start speak plain http.
+            "SECURE_SSL_REDIRECT": "0",
+        }
     )
     env.update(values)
     return env
@@ -259,6 +265,15 @@ def test_development_site_end_to_end(dev_server, tmp_path):
     assert result.stdout.split() == ["+14155552671", "verified", "True", "1"]
 
 
+def test_development_site_serves_the_api_docs_assets(dev_server):
+    base, _ = dev_server
+    html = requests.get(base + "/api/docs/", timeout=5).text
+    urls = re.findall(r"(?:src|href)=\"(/[^\"]+)\"", html)
+    assert len(urls) >= 4
+    for url in urls:
+        assert requests.get(base + url.replace("&amp;", "&"), timeout=5).status_code == 200, url
+
+
 def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
         monkeypatch.delenv(name)
@@ -341,3 +356,124 @@ def test_an_address_that_cannot_be_told_shares_one_bucket(monkeypatch):
     monkeypatch.setattr(admin_login, "client_ip", malformed)
     request = RequestFactory().post("/admin/login/", HTTP_X_FORWARDED_FOR="not, an, address")
     assert admin_login.lockout_address(request) == admin_login.UNKNOWN_ADDRESS
+
+
+def example_variables() -> list[str]:
+    """The variables .env.example documents, set or commented out."""
+    text = (ROOT / ".env.example").read_text()
+    return re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)
+
+
+SETTINGS_DUMP = (
+    "import json; from django.conf import settings as s; "
+    "print(json.dumps({n: getattr(s, n) for n in dir(s) if n.isupper()}, default=repr, sort_keys=True))"
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"DEBUG": "1"},
+        {"DEBUG": "0", "SECRET_KEY": "s" * 50, "DATABASE_URL": "postgres://u@db.internal:5432/otp"},
+        {"DEBUG": "0", "SECRET_KEY": "s" * 50, "INFOBIP_API_KEY": "k", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+    ],
+)
+def test_an_empty_variable_means_its_default(tmp_path, values):
+    # A copied .env.example leaves some variables empty: each must mean what leaving it out means.
+    # OTPSITE_ENV_FILE would read the .env beside manage.py; gunicorn's are not the site's settings.
+    blank = {
+        name: ""
+        for name in example_variables()
+        if name not in values and name != "OTPSITE_ENV_FILE" and not name.startswith("GUNICORN_")
+    }
+    assert {"LOG_FORMAT", "LOG_LEVEL", "DATABASE_POOL", "OTP_PIN_LENGTH", "INFOBIP_READ_TIMEOUT"} <= set(blank)
+    dumps = []
+    for given in ({}, blank):
+        env = {k: v for k, v in site_env(tmp_path, **values).items() if k not in blank} | given
+        env["DJANGO_SETTINGS_MODULE"] = "otpsite.settings"
+        run = [sys.executable, "-c", SETTINGS_DUMP]
+        result = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        dumps.append(json.loads(result.stdout))
+    unset, empty = dumps
+    assert empty == unset
+
+
+def test_log_format_left_empty_is_json_without_debug(tmp_path):
+    code = "from django.conf import settings as s; print(s.LOGGING['handlers']['console']['formatter'])"
+    result = python(tmp_path, code, SECRET_KEY="s" * 50, LOG_FORMAT="")
+    assert result.stdout.strip() == "json", result.stderr
+
+
+def test_gunicorn_variables_left_empty_mean_their_defaults(monkeypatch):
+    names = [n for n in example_variables() if n.startswith("GUNICORN_")]
+    for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
+        monkeypatch.delenv(name)
+    defaults = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
+    for name in names:
+        monkeypatch.setenv(name, "")
+    empty = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
+    settings = [k for k, v in defaults.items() if not k.startswith("_") and isinstance(v, (int, str, type(None)))]
+    assert {k: empty[k] for k in settings} == {k: defaults[k] for k in settings}
+    assert "preload_app" in settings
+
+
+def example_values() -> dict[str, str]:
+    """The values .env.example sets (its commented-out variables are left out)."""
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+
+
+def test_the_example_environment_passes_the_deploy_checks(tmp_path):
+    # The example is a production template: only the secrets and the account's IDs are left to fill.
+    values = example_values() | {
+        "SECRET_KEY": "example-" + "k" * 50,
+        "INFOBIP_API_KEY": "example-api-key",
+        "INFOBIP_2FA_APP_ID": "EXAMPLE-APP",
+        "INFOBIP_2FA_MSG_ID": "EXAMPLE-MSG",
+    }
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **values)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+HTTPS_PROBE = (
+    "import django; django.setup(); from django.test import Client; c = Client()\n"
+    "for path, headers in [('/healthz/live', {}), ('/healthz', {}), ('/admin/login/', {}),\n"
+    "                      ('/admin/login/', {'HTTP_X_FORWARDED_PROTO': 'https'})]:\n"
+    "    r = c.get(path, **headers)\n"
+    "    print(path, r.status_code, r.get('Location', '-'), r.get('Strict-Transport-Security', '-'))"
+)
+PRODUCTION = {
+    "SECRET_KEY": "s" * 50,
+    "ALLOWED_HOSTS": "testserver",
+    "OTP_PROVIDER": "otp.providers.locmem.LocmemProvider",
+}
+
+
+def test_production_redirects_to_https_except_health_and_sends_hsts(tmp_path):
+    # SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS left to their defaults.
+    values = {**PRODUCTION, "SECURE_SSL_REDIRECT": "", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https"}
+    result = python(tmp_path, HTTPS_PROBE, **values)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "/healthz/live 200 - -",
+        "/healthz 200 - -",
+        "/admin/login/ 301 https://testserver/admin/login/ -",
+        "/admin/login/ 200 - max-age=31536000",  # https, as the proxy says
+    ]
+
+
+def test_plain_http_is_served_when_asked(tmp_path):
+    result = python(tmp_path, HTTPS_PROBE, **PRODUCTION, SECURE_SSL_REDIRECT="0")
+    assert result.returncode == 0, result.stderr
+    # Without SECURE_PROXY_SSL_HEADER the forwarded header is not believed.
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["200", "200", "200", "200"]
+    assert "max-age" not in result.stdout
+
+
+def test_a_malformed_proxy_ssl_header_stops_the_start(tmp_path):
+    result = python(
+        tmp_path, "import django; django.setup()", **PRODUCTION, SECURE_PROXY_SSL_HEADER="X_FORWARDED_PROTO"
+    )
+    assert result.returncode != 0 and "SECURE_PROXY_SSL_HEADER must be a header and a value" in result.stderr

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp.health import healthz
+from otp.health import liveness, readiness
 from otp.permissions import PhoneVerified
 
 
@@ -20,7 +20,9 @@ class ProtectedView(APIView):
 
 
 urlpatterns = [
-    path("healthz", healthz),
+    path("healthz", readiness),
+    path("healthz/live", liveness),
+    path("healthz/ready", readiness),
     path("protected", ProtectedView.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema")),

@@ -588,7 +588,7 @@ RELAXED = {
 
 
 def _site_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    prefixes = ("INFOBIP_", "OTP_", "DJANGO_", "DATABASE_", "REDIS_", "GUNICORN_")
+    prefixes = ("INFOBIP_", "OTP_", "DJANGO_", "DATABASE_", "REDIS_", "GUNICORN_", "SECURE_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "LOG_LEVEL", "LOG_FORMAT"):
         env.pop(name, None)
@@ -598,6 +598,8 @@ def _site_env(tmp_path: Path, **values: str) -> dict[str, str]:
             "DEBUG": "0",
             "SECRET_KEY": "e2e-" + "s" * 60,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # gunicorn serves plain http on loopback, with no TLS proxy in front.
+            "SECURE_SSL_REDIRECT": "0",
             "INFOBIP_API_KEY": API_KEY,
             "INFOBIP_CONNECT_TIMEOUT": "1",
             "INFOBIP_READ_TIMEOUT": "1",

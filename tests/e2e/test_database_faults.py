@@ -38,8 +38,9 @@ def test_database_down_before_send_sends_no_sms(start_site, pg_proxy, emulator, 
     assert "otp_database_error" in [e.get("event") for e in events]
     assert not any("exception" in e for e in events if e.get("event") == "otp_database_error")
 
-    health = site.get("/healthz")
-    assert health.status_code == 503 and health.json()["database"].startswith("error")
+    health = site.get("/healthz/ready")
+    assert health.status_code == 503 and health.json()["database"] == "error"
+    assert site.get("/healthz/live").status_code == 200
 
     pg_proxy.restore()
     errors = wait_until_serving(site, new_phone)
