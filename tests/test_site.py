@@ -334,7 +334,7 @@ def test_admin_login_locks_out_an_ip_never_a_username(tmp_path):
     [
         ("203.0.113.7", "10.0.0.1", "203.0.113.7"),
         ("6.6.6.6, 203.0.113.7", "10.0.0.1", "203.0.113.7"),  # the proxy's entry, not the client's
-        ("", "10.0.0.1", "10.0.0.1"),
+        ("", "10.0.0.1", "0.0.0.0"),  # no entry from the proxy: misconfigured, one shared bucket
         ("2001:db8:1:2:abcd::9", "10.0.0.1", "2001:db8:1:2::"),  # an IPv6 client holds its /64
         ("", "", "0.0.0.0"),
     ],
