@@ -398,15 +398,18 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     # verification; with none, the single UPDATE is atomic by itself.
     receivers = signals.phone_verified.has_listeners(OtpAttempt)
     with transaction.atomic() if receivers else nullcontext():
-        won = attempt_sql.mark_verified(attempt.pk, verified_at)
-        if not won:
-            _verify_failed(attempt.phone, attempt.purpose, "closed_meanwhile")
-        attempt.status = AttemptStatus.VERIFIED
-        attempt.verified_at = verified_at
-        if receivers:
-            signals.phone_verified.send(
-                sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
-            )
+        status = attempt_sql.mark_verified(attempt.pk, verified_at)
+        if status == AttemptStatus.VERIFIED:
+            attempt.status = AttemptStatus.VERIFIED
+            attempt.verified_at = verified_at
+            if receivers:
+                signals.phone_verified.send(
+                    sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
+                )
+    # Outside the transaction, so a provider answer that came after the
+    # expiry leaves the attempt expired.
+    if status != AttemptStatus.VERIFIED:
+        _verify_failed(attempt.phone, attempt.purpose, "expired" if status else "closed_meanwhile")
     return attempt
 
 
