@@ -81,8 +81,12 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_PURPOSE": "default",
     # Delivery channels clients may ask for.
     "CHANNELS": ("sms", "voice"),
-    # Life of the signed verificationToken a successful verify returns.
+    # Life of the signed verificationToken a successful verify returns, in
+    # seconds (a positive number; None would never expire it).
     "VERIFICATION_TOKEN_MAX_AGE_SECONDS": 600,
+    # A verificationToken is accepted once (PhoneVerified, read_token(...,
+    # consume=True)); False lets it be replayed until it expires.
+    "VERIFICATION_TOKEN_SINGLE_USE": True,
     # -- Resilience -----------------------------------------------------------
     # Consecutive provider failures that open the circuit, and how long it
     # stays open before one probe is let through. Its state lives in this cache
