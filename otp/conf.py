@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     # Every failed verify takes at least this long, so that its timing does not
     # reveal whether the provider was asked (a pending attempt exists) or not.
     "VERIFY_FAILURE_MIN_SECONDS": 0.25,
+    # A failed verify that did not ask the provider also waits for the median
+    # time recent verifies took to get the provider's answer, but at most this
+    # long (0 turns that off; the minimum above still applies).
+    "VERIFY_FAILURE_MAX_SECONDS": 1.0,
     # Optional bot-friction step on send and resend: dotted path of a callable
     # (request, token) -> bool that checks a CAPTCHA or attestation token sent as
     # "challengeToken". None: no challenge.
