@@ -10,7 +10,8 @@ Send the ``verificationToken`` from ``POST /verify-otp`` in the
             request.verified_phone  # "+14155552671"
 
 The check uses the token up (see :mod:`otp.tokens`): a view that fails after
-it asks the user for a new code.
+it asks the user for a new code. List it last in ``permission_classes``, so a
+request another permission refuses leaves the token unused.
 """
 
 from __future__ import annotations
