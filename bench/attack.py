@@ -18,6 +18,12 @@ so everything it counts is what the site let through.
 2. Guessing: one phone gets a real code, then ``--guess-ips`` (1,000)
    addresses (127.2.x.y) each send ``--guesses-per-ip`` wrong PINs; every
    ``--resend-every`` seconds the attacker also asks for a fresh code.
+3. Timing (``--phases timing``, run first when chosen): one request at a
+   time, a wrong PIN for a number with a live code (the site asks the
+   provider) and a PIN for a number with none (it does not), alternately,
+   ``--timing-samples`` of each after ``--timing-warmup`` unmeasured pairs,
+   each from its own address (127.4.x.y). Their medians should match: a
+   client must not tell a pending code from none by the answer's time.
 
 It prints the SMS the emulator sent against what the limits allow, refusals
 by status and by the reason the site logged, and the verifies that reached
@@ -32,6 +38,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -50,6 +57,15 @@ from otp.conf import DEFAULTS  # noqa: E402
 
 # Outside every prefix the pumping phase walks (those end up blocked for 12 h).
 VICTIM = "+16465552671"
+# The timing phase's numbers, outside those prefixes too: a new prefix for
+# each code (so the prefix limit never binds) and numbers that never get one.
+TIMING_WITH_CODE = "+1212{exchange}{line:04d}"
+TIMING_WITHOUT_CODE = "+1718{exchange}{line:04d}"
+# Wrong guesses per code: one fewer than the attempts a PIN allows, so every
+# guess reaches the provider and the code stays pending.
+TIMING_GUESSES_PER_CODE = DEFAULTS["MAX_VERIFY_ATTEMPTS"] - 1
+#: How far apart the two medians may be.
+TIMING_TOLERANCE = 0.10
 
 
 def pumping_numbers(count: int) -> list[tuple[str, str]]:
@@ -211,6 +227,43 @@ async def guess(
     }
 
 
+async def timing(port: int, emulator_port: int, samples: int, warmup: int, timeout: float, seed: int) -> dict[str, Any]:
+    """Seconds of each failed verify, by kind: ``with code`` (a wrong PIN) and ``without code``."""
+    rng = random.Random(seed + 2)
+    ips = iter(source_ips(4, 2 * (samples + warmup) + (samples + warmup) // TIMING_GUESSES_PER_CODE + 2))
+    seconds: dict[str, list[float]] = {"with code": [], "without code": []}
+    statuses: Counter[str] = Counter()
+    live: tuple[str, str] | None = None  # (number, its PIN)
+    guesses = 0
+    codes = 0
+
+    async def timed(kind: str, number: str, pin: str, measured: bool) -> None:
+        started = time.monotonic()
+        status, body = await _one(port, next(ips), "/verify-otp", {"phoneNumber": number, "pin": pin}, b"", timeout)
+        elapsed = time.monotonic() - started
+        statuses[f"{kind}: {status} {error_code(body)}" if status != 200 else f"{kind}: 200"] += 1
+        if measured and status == 401:
+            seconds[kind].append(elapsed)
+
+    for i in range(warmup + samples):
+        measured = i >= warmup
+        if live is None or guesses == TIMING_GUESSES_PER_CODE:
+            number = TIMING_WITH_CODE.format(exchange=200 + codes, line=rng.randrange(10000))
+            codes += 1
+            status, body = await _one(port, next(ips), "/send-otp", {"phoneNumber": number}, b"", timeout)
+            if status != 200:
+                raise SystemExit(f"timing: the send for a fresh code answered {status} {error_code(body)}")
+            _, pin = h.http_get(f"{h.emulator_url(emulator_port)}/_emulator/pins/last?to={number[1:]}")
+            live, guesses = (number, pin["pin"]), 0
+        number, pin = live
+        wrong = f"{(int(pin) + 1 + rng.randrange(10**6 - 1)) % 10**6:06d}"
+        guesses += 1
+        await timed("with code", number, wrong, measured)
+        nobody = TIMING_WITHOUT_CODE.format(exchange=200 + i % 600, line=rng.randrange(10000))
+        await timed("without code", nobody, f"{rng.randrange(10**6):06d}", measured)
+    return {"seconds": seconds, "statuses": statuses, "codes": codes}
+
+
 def logged_reasons(log_text: str, since: int) -> Counter[str]:
     """Security events the site logged after offset ``since``, by event and reason (or scope)."""
     wanted = {
@@ -263,6 +316,17 @@ def main() -> int:
         default=150.0,
         help="spread the guesses evenly over this long (default 150; 0: as fast as possible)",
     )
+    parser.add_argument(
+        "--phases",
+        default="pumping,guessing",
+        help="comma-separated phases among pumping, guessing, timing (default pumping,guessing)",
+    )
+    parser.add_argument(
+        "--timing-samples", type=int, default=200, help="measured verifies of each kind in timing (default 200)"
+    )
+    parser.add_argument(
+        "--timing-warmup", type=int, default=30, help="unmeasured pairs first, so each worker has answers (default 30)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="bound of each phase (default 180)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s")
@@ -288,6 +352,9 @@ def main() -> int:
     )
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "otp-bench")
     args = parser.parse_args()
+    phases = {p.strip() for p in args.phases.split(",") if p.strip()}
+    if not phases or phases - {"pumping", "guessing", "timing"}:
+        parser.error("--phases: choose among pumping, guessing, timing")
 
     run_dir = args.work_dir / time.strftime("attack-%Y%m%d-%H%M%S")
     out: list[str] = []
@@ -307,135 +374,184 @@ def main() -> int:
         site_log = run_dir / "gunicorn.log"
         del emulator, site
 
-        h.log(f"pumping: {args.sends} sends from {args.source_ips} source addresses ...")
-        before = h.emulator_stats(emulator_port)
-        offset = len(site_log.read_text(errors="replace"))
-        result = asyncio.run(
-            pump(
-                site_port,
-                args.sends,
-                source_ips(1, args.source_ips),
-                args.concurrency,
-                args.max_seconds,
-                args.timeout,
-                args.random_seed,
+        if "timing" in phases:
+            h.log(f"timing: {args.timing_samples} failed verifies of each kind, one at a time ...")
+            measured = asyncio.run(
+                timing(
+                    site_port,
+                    emulator_port,
+                    args.timing_samples,
+                    args.timing_warmup,
+                    args.timeout,
+                    args.random_seed,
+                )
             )
-        )
-        after = h.emulator_stats(emulator_port)
-        time.sleep(0.5)
-        blocked = logged_reasons(site_log.read_text(errors="replace"), offset)
-        sent = after["smsSent"] - before["smsSent"]
-        groups = dict(result["by_group"])
-        sendable = [g for g in groups if g != "premium"]
-        prefixes = {
-            g: len({n[: -DEFAULTS["PREFIX_STRIP_DIGITS"]] for gg, n in pumping_numbers(result["requests"]) if gg == g})
-            for g in sendable
-        }
-        phones = {g: len({n for gg, n in pumping_numbers(result["requests"]) if gg == g}) for g in sendable}
-        allowed_by_prefix = {
-            g: min(
-                prefixes[g] * DEFAULTS["MAX_SENDS_PER_PREFIX_PER_HOUR"],
-                phones[g] * DEFAULTS["MAX_SENDS_PER_PHONE_PER_DAY"],
+            with_code, without_code = measured["seconds"]["with code"], measured["seconds"]["without code"]
+            if not with_code or not without_code:
+                raise SystemExit(f"timing: no 401 measured ({dict(measured['statuses'])})")
+            medians = {kind: statistics.median(values) for kind, values in measured["seconds"].items()}
+            gap = abs(medians["without code"] - medians["with code"]) / medians["with code"]
+            out += [
+                "",
+                f"## Timing: failed verifies with and without a live code, {args.timing_samples} of each, "
+                f"one at a time, emulator latency {args.latency_ms} ms",
+                "",
+                f"[{'PASS' if gap <= TIMING_TOLERANCE else 'FAIL'}] medians within {TIMING_TOLERANCE:.0%}: "
+                f"without code {medians['without code'] * 1000:.0f} ms, with code (wrong PIN) "
+                f"{medians['with code'] * 1000:.0f} ms, apart by {gap:.1%}",
+                "",
+            ]
+            out.append(
+                h.table(
+                    [
+                        [
+                            kind,
+                            str(len(values)),
+                            *(f"{h.percentile(sorted(values), q) * 1000:.0f}" for q in (10, 50, 90)),
+                            f"{min(values) * 1000:.0f}",
+                            f"{max(values) * 1000:.0f}",
+                        ]
+                        for kind, values in measured["seconds"].items()
+                    ],
+                    ["verify", "401s measured", "p10 ms", "p50 ms", "p90 ms", "min ms", "max ms"],
+                )
             )
-            for g in sendable
-        }
-        uk = sum(v for g, v in allowed_by_prefix.items() if g.startswith("uk"))
-        us = sum(v for g, v in allowed_by_prefix.items() if g.startswith("us"))
-        budget = min(
-            min(uk, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"]) + min(us, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"]),
-            DEFAULTS["MAX_SENDS_PER_HOUR"],
-        )
-        out += [
-            "",
-            f"## Pumping: {result['requests']} send requests in {result['seconds']:.1f} s "
-            f"({result['requests'] / result['seconds']:.0f}/s), {args.source_ips} source addresses, "
-            f"spoofed X-Forwarded-For",
-            "",
-            f"[{'PASS' if sent <= budget else 'FAIL'}] "
-            f"SMS sent (emulator smsSent): {sent}    allowed by the default limits: at most {budget} "
-            f"(per prefix {DEFAULTS['MAX_SENDS_PER_PREFIX_PER_HOUR']}/h, per phone "
-            f"{DEFAULTS['MAX_SENDS_PER_PHONE_PER_DAY']}/day, per country "
-            f"{DEFAULTS['MAX_SENDS_PER_COUNTRY_PER_HOUR']}/h, site {DEFAULTS['MAX_SENDS_PER_HOUR']}/h; "
-            f"premium-rate numbers 0)",
-            "",
-            "status, by number group:",
-        ]
-        rows = []
-        for g, counter in sorted(groups.items()):
-            ok = counter.get("200", 0)
-            rows.append(
-                [
-                    g,
-                    str(sum(counter.values())),
-                    str(ok),
-                    str(prefixes.get(g, "-")),
-                    str(allowed_by_prefix.get(g, 0)),
-                    ", ".join(f"{k} ×{v}" for k, v in sorted(counter.items()) if k != "200") or "-",
-                ]
+            out += ["", f"codes sent: {measured['codes']}", "statuses:", *_counter_lines(measured["statuses"])]
+        if "pumping" in phases:
+            h.log(f"pumping: {args.sends} sends from {args.source_ips} source addresses ...")
+            before = h.emulator_stats(emulator_port)
+            offset = len(site_log.read_text(errors="replace"))
+            result = asyncio.run(
+                pump(
+                    site_port,
+                    args.sends,
+                    source_ips(1, args.source_ips),
+                    args.concurrency,
+                    args.max_seconds,
+                    args.timeout,
+                    args.random_seed,
+                )
             )
-        out.append(
-            h.table(
-                rows, ["group", "requests", "200 (sent)", "prefixes", "limit allows", "refused (status code ×count)"]
+            after = h.emulator_stats(emulator_port)
+            time.sleep(0.5)
+            blocked = logged_reasons(site_log.read_text(errors="replace"), offset)
+            sent = after["smsSent"] - before["smsSent"]
+            groups = dict(result["by_group"])
+            sendable = [g for g in groups if g != "premium"]
+            prefixes = {
+                g: len(
+                    {n[: -DEFAULTS["PREFIX_STRIP_DIGITS"]] for gg, n in pumping_numbers(result["requests"]) if gg == g}
+                )
+                for g in sendable
+            }
+            phones = {g: len({n for gg, n in pumping_numbers(result["requests"]) if gg == g}) for g in sendable}
+            allowed_by_prefix = {
+                g: min(
+                    prefixes[g] * DEFAULTS["MAX_SENDS_PER_PREFIX_PER_HOUR"],
+                    phones[g] * DEFAULTS["MAX_SENDS_PER_PHONE_PER_DAY"],
+                )
+                for g in sendable
+            }
+            uk = sum(v for g, v in allowed_by_prefix.items() if g.startswith("uk"))
+            us = sum(v for g, v in allowed_by_prefix.items() if g.startswith("us"))
+            budget = min(
+                min(uk, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"])
+                + min(us, DEFAULTS["MAX_SENDS_PER_COUNTRY_PER_HOUR"]),
+                DEFAULTS["MAX_SENDS_PER_HOUR"],
             )
-        )
-        out += [
-            "",
-            "status totals:",
-            *_counter_lines(result["statuses"]),
-            "security events the site logged (event reason):",
-            *_counter_lines(blocked),
-        ]
-        if result["stopped_early"]:
-            out.append(f"(stopped at --max-seconds {args.max_seconds:.0f})")
+            out += [
+                "",
+                f"## Pumping: {result['requests']} send requests in {result['seconds']:.1f} s "
+                f"({result['requests'] / result['seconds']:.0f}/s), {args.source_ips} source addresses, "
+                f"spoofed X-Forwarded-For",
+                "",
+                f"[{'PASS' if sent <= budget else 'FAIL'}] "
+                f"SMS sent (emulator smsSent): {sent}    allowed by the default limits: at most {budget} "
+                f"(per prefix {DEFAULTS['MAX_SENDS_PER_PREFIX_PER_HOUR']}/h, per phone "
+                f"{DEFAULTS['MAX_SENDS_PER_PHONE_PER_DAY']}/day, per country "
+                f"{DEFAULTS['MAX_SENDS_PER_COUNTRY_PER_HOUR']}/h, site {DEFAULTS['MAX_SENDS_PER_HOUR']}/h; "
+                f"premium-rate numbers 0)",
+                "",
+                "status, by number group:",
+            ]
+            rows = []
+            for g, counter in sorted(groups.items()):
+                ok = counter.get("200", 0)
+                rows.append(
+                    [
+                        g,
+                        str(sum(counter.values())),
+                        str(ok),
+                        str(prefixes.get(g, "-")),
+                        str(allowed_by_prefix.get(g, 0)),
+                        ", ".join(f"{k} ×{v}" for k, v in sorted(counter.items()) if k != "200") or "-",
+                    ]
+                )
+            out.append(
+                h.table(
+                    rows,
+                    ["group", "requests", "200 (sent)", "prefixes", "limit allows", "refused (status code ×count)"],
+                )
+            )
+            out += [
+                "",
+                "status totals:",
+                *_counter_lines(result["statuses"]),
+                "security events the site logged (event reason):",
+                *_counter_lines(blocked),
+            ]
+            if result["stopped_early"]:
+                out.append(f"(stopped at --max-seconds {args.max_seconds:.0f})")
 
-        h.log(f"guessing: {args.guess_ips} addresses x {args.guesses_per_ip} wrong PINs on one phone ...")
-        before = h.emulator_stats(emulator_port)
-        offset = len(site_log.read_text(errors="replace"))
-        result = asyncio.run(
-            guess(
-                site_port,
-                emulator_port,
-                source_ips(2, args.guess_ips),
-                args.guesses_per_ip,
-                args.concurrency,
-                args.resend_every,
-                args.guess_seconds,
-                args.max_seconds,
-                args.timeout,
-                args.random_seed,
+        if "guessing" in phases:
+            h.log(f"guessing: {args.guess_ips} addresses x {args.guesses_per_ip} wrong PINs on one phone ...")
+            before = h.emulator_stats(emulator_port)
+            offset = len(site_log.read_text(errors="replace"))
+            result = asyncio.run(
+                guess(
+                    site_port,
+                    emulator_port,
+                    source_ips(2, args.guess_ips),
+                    args.guesses_per_ip,
+                    args.concurrency,
+                    args.resend_every,
+                    args.guess_seconds,
+                    args.max_seconds,
+                    args.timeout,
+                    args.random_seed,
+                )
             )
-        )
-        after = h.emulator_stats(emulator_port)
-        time.sleep(0.5)
-        failed = logged_reasons(site_log.read_text(errors="replace"), offset)
-        reached = after["verifyRequests"] - before["verifyRequests"]
-        pins = result["pins_issued"]
-        per_pin = pins * DEFAULTS["MAX_VERIFY_ATTEMPTS"]
-        out += [
-            "",
-            f"## Guessing: {result['guesses']} wrong PINs for one phone in {result['seconds']:.1f} s "
-            f"from {args.guess_ips} source addresses, a fresh code asked every {args.resend_every:.0f} s",
-            "",
-            f"[{'PASS' if reached <= min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE']) else 'FAIL'}] "
-            f"verifies that reached the provider (emulator verifyRequests): {reached}",
-            f"  caps: per PIN {DEFAULTS['MAX_VERIFY_ATTEMPTS']} x {pins} PIN(s) issued = {per_pin}; "
-            f"per phone {DEFAULTS['MAX_FAILURES_PER_PHONE']} consecutive failures, then backoff "
-            f"→ at most {min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE'])} for this run",
-            f"  SMS sent for the victim's phone: {after['smsSent'] - before['smsSent']} "
-            f"(requests: {dict(result['sends'])})",
-            "",
-            "verify status totals:",
-            *_counter_lines(result["statuses"]),
-            "security events the site logged (event reason):",
-            *_counter_lines(failed),
-        ]
-        if result["stopped_early"]:
-            out.append(f"(stopped at --max-seconds {args.max_seconds:.0f})")
+            after = h.emulator_stats(emulator_port)
+            time.sleep(0.5)
+            failed = logged_reasons(site_log.read_text(errors="replace"), offset)
+            reached = after["verifyRequests"] - before["verifyRequests"]
+            pins = result["pins_issued"]
+            per_pin = pins * DEFAULTS["MAX_VERIFY_ATTEMPTS"]
+            out += [
+                "",
+                f"## Guessing: {result['guesses']} wrong PINs for one phone in {result['seconds']:.1f} s "
+                f"from {args.guess_ips} source addresses, a fresh code asked every {args.resend_every:.0f} s",
+                "",
+                f"[{'PASS' if reached <= min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE']) else 'FAIL'}] "
+                f"verifies that reached the provider (emulator verifyRequests): {reached}",
+                f"  caps: per PIN {DEFAULTS['MAX_VERIFY_ATTEMPTS']} x {pins} PIN(s) issued = {per_pin}; "
+                f"per phone {DEFAULTS['MAX_FAILURES_PER_PHONE']} consecutive failures, then backoff "
+                f"→ at most {min(per_pin, DEFAULTS['MAX_FAILURES_PER_PHONE'])} for this run",
+                f"  SMS sent for the victim's phone: {after['smsSent'] - before['smsSent']} "
+                f"(requests: {dict(result['sends'])})",
+                "",
+                "verify status totals:",
+                *_counter_lines(result["statuses"]),
+                "security events the site logged (event reason):",
+                *_counter_lines(failed),
+            ]
+            if result["stopped_early"]:
+                out.append(f"(stopped at --max-seconds {args.max_seconds:.0f})")
     if stack.interrupted:
         return 130
     h.log(
         time.strftime("\nAttack replay %Y-%m-%d %H:%M %Z, ") + f"{os.cpu_count()} CPUs, default limits, "
-        f"gunicorn {args.workers}x{args.threads}, emulator latency {args.latency_ms} ms"
+        f"gunicorn {args.workers}x{args.threads}, emulator latency {args.latency_ms} ms, phases {args.phases}"
     )
     h.log("\n".join(out))
     return 0

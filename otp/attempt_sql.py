@@ -168,15 +168,23 @@ def _pending(row: Any, slot: int | None) -> PendingAttempt:
     )
 
 
-def mark_verified(attempt_id: int, verified_at: datetime) -> bool:
-    """Pending -> verified, once; the reserved slot was not a failure after all."""
-    return bool(
-        execute(
-            f"UPDATE {_T} SET status = '{AttemptStatus.VERIFIED.value}', verified_at = %s, "  # noqa: S608
-            f"failed_verifies = failed_verifies - 1 WHERE id = %s AND status = '{PENDING}'",
-            [_time(verified_at), attempt_id],
-        )
+def mark_verified(attempt_id: int, verified_at: datetime) -> str | None:
+    """Pending -> verified, once, if ``verified_at`` is before the expiry; else pending -> expired.
+
+    Either way the reserved slot was not a failure: the PIN was right.
+
+    :returns: the status the attempt took, or None if it was no longer pending.
+    """
+    when = _time(verified_at)
+    row = execute(
+        f"UPDATE {_T} SET "  # noqa: S608
+        f"status = CASE WHEN expires_at > %s THEN '{AttemptStatus.VERIFIED.value}' "
+        f"ELSE '{AttemptStatus.EXPIRED.value}' END, "
+        f"verified_at = CASE WHEN expires_at > %s THEN %s ELSE NULL END, "
+        f"failed_verifies = failed_verifies - 1 WHERE id = %s AND status = '{PENDING}' RETURNING status",
+        [when, when, when, attempt_id],
     )
+    return None if row is None else str(row[0])
 
 
 def close_pending(attempt_id: int, status: str) -> None:

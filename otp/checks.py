@@ -1,7 +1,8 @@
 """System checks for the app's settings (ids ``otp.E0xx`` / ``otp.W0xx``).
 
 Retired ids stay reserved. E010-E019 belong to the Infobip provider's
-``check_options``; E020-E029 / W020-W029 to the limits.
+``check_options``; E020-E029 / W020-W029 to the limits; E030-E039 to the
+verification token.
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ def check_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     retention = otp_settings.RETENTION_DAYS
     if not _is_int(retention) or retention < 0:
         errors.append(Error("OTP['RETENTION_DAYS'] must be a non-negative integer.", id="otp.E008"))
+    token_age = otp_settings.VERIFICATION_TOKEN_MAX_AGE_SECONDS
+    if not _is_int(token_age) or token_age < 1:
+        errors.append(
+            Error(
+                "OTP['VERIFICATION_TOKEN_MAX_AGE_SECONDS'] must be a positive integer.",
+                hint="None would accept a verificationToken for ever; the default is 600.",
+                id="otp.E030",
+            )
+        )
     return errors
 
 

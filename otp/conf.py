@@ -67,6 +67,10 @@ DEFAULTS: dict[str, Any] = {
     # Every failed verify takes at least this long, so that its timing does not
     # reveal whether the provider was asked (a pending attempt exists) or not.
     "VERIFY_FAILURE_MIN_SECONDS": 0.25,
+    # A failed verify that did not ask the provider also waits for the median
+    # time recent verifies took to get the provider's answer, but at most this
+    # long (0 turns that off; the minimum above still applies).
+    "VERIFY_FAILURE_MAX_SECONDS": 1.0,
     # Optional bot-friction step on send and resend: dotted path of a callable
     # (request, token) -> bool that checks a CAPTCHA or attestation token sent as
     # "challengeToken". None: no challenge.
@@ -82,8 +86,12 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_PURPOSE": "default",
     # Delivery channels clients may ask for.
     "CHANNELS": ("sms", "voice"),
-    # Life of the signed verificationToken a successful verify returns.
+    # Life of the signed verificationToken a successful verify returns, in
+    # seconds (a positive number; None would never expire it).
     "VERIFICATION_TOKEN_MAX_AGE_SECONDS": 600,
+    # A verificationToken is accepted once (PhoneVerified, read_token(...,
+    # consume=True)); False lets it be replayed until it expires.
+    "VERIFICATION_TOKEN_SINGLE_USE": True,
     # -- Resilience -----------------------------------------------------------
     # Consecutive provider failures that open the circuit, and how long it
     # stays open before one probe is let through. Its state lives in this cache

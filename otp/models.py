@@ -155,3 +155,20 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class VerificationTokenUse(models.Model):
+    """A ``verificationToken`` that was accepted once; it is refused from then on (see otp.tokens).
+
+    Kept until the token would have expired anyway; ``otp_cleanup`` deletes it after that.
+    """
+
+    token_id = models.CharField(_("token id"), max_length=32, unique=True)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+
+    class Meta:
+        verbose_name = _("used verification token")
+        verbose_name_plural = _("used verification tokens")
+
+    def __str__(self) -> str:
+        return self.token_id

@@ -49,7 +49,7 @@ class MessageSerializer(serializers.Serializer):
 class VerifiedSerializer(serializers.Serializer):
     message = serializers.CharField()
     verificationToken = serializers.CharField(  # noqa: N815 (wire name)
-        help_text="Signed proof of the verified number, valid for VERIFICATION_TOKEN_MAX_AGE_SECONDS."
+        help_text="Signed proof of the verified number, accepted once within VERIFICATION_TOKEN_MAX_AGE_SECONDS."
     )
 
 

@@ -8,10 +8,15 @@ Send the ``verificationToken`` from ``POST /verify-otp`` in the
 
         def post(self, request):
             request.verified_phone  # "+14155552671"
+
+The check uses the token up (see :mod:`otp.tokens`): a view that fails after
+it asks the user for a new code. List it last in ``permission_classes``, so a
+request another permission refuses leaves the token unused.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
@@ -34,7 +39,10 @@ def token_from_request(request: Request) -> str | None:
 
 
 class PhoneVerified(BasePermission):
-    """Grants access when the request carries a valid token; sets ``request.verified_phone``."""
+    """Grants access, once per token, when the request carries a valid one; sets ``request.verified_phone``.
+
+    Use :meth:`for_purpose`; the bare class (any purpose) is deprecated.
+    """
 
     message = _("A valid phone verification token is required.")
     purpose: str | None = None
@@ -45,8 +53,15 @@ class PhoneVerified(BasePermission):
         return type(f"PhoneVerifiedFor{purpose.title().replace('_', '')}", (cls,), {"purpose": purpose})
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if self.purpose is None:
+            warnings.warn(
+                "PhoneVerified without a purpose accepts a token of any purpose; from the next minor version it "
+                "accepts only OTP['DEFAULT_PURPOSE']. Use PhoneVerified.for_purpose(...).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         try:
-            proof = read_token(token_from_request(request) or "", purpose=self.purpose)
+            proof = read_token(token_from_request(request) or "", purpose=self.purpose, consume=True)
         except InvalidToken:
             return False
         request.verified_phone = proof.phone  # type: ignore[attr-defined]

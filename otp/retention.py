@@ -1,4 +1,4 @@
-"""Retention and erasure: deleting ``OtpAttempt`` rows, and limit state no longer in use, in bounded batches.
+"""Retention and erasure: deleting ``OtpAttempt`` rows, and state no longer in use, in bounded batches.
 
 Each batch selects at most ``batch_size`` primary keys (walking the matching
 rows in pk order) and deletes exactly those, re-checking the condition, in its
@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from otp.conf import otp_settings
 from otp.limits import DAY, idle_counters, parse_sends
-from otp.models import OtpAttempt, PhoneState
+from otp.models import OtpAttempt, PhoneState, VerificationTokenUse
 from otp.phones import normalize_phone
 from otp.redaction import mask_phone
 
@@ -49,6 +49,8 @@ class PurgeResult(DeletionResult):
     limit_states: int = 0
     #: Prefix and country counters whose windows and blocks are over.
     counters: int = 0
+    #: Records of used verification tokens past their expiry.
+    token_uses: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ def purge_expired(
     limit decision but the phone's count of failed verifies, which a success
     would also have reset.
 
+    The records of used verification tokens go once the tokens expired (a
+    token past its age is refused anyway), whatever ``retention_days``.
+
     :raises ValueError: ``retention_days`` or ``batch_size`` out of range.
     """
     if not _is_int(retention_days) or retention_days < 0:
@@ -96,13 +101,16 @@ def purge_expired(
         only_if=("recent_sends", lambda sends: max(parse_sends(sends), default=0) <= seconds - DAY),
     )
     counters, _ = _delete_in_batches(idle_counters(seconds), batch_size, dry_run)
+    token_uses, _ = _delete_in_batches(VerificationTokenUse.objects.filter(expires_at__lt=now), batch_size, dry_run)
     logger.info(
-        "OTP retention: %s %d attempts that expired before %s, %d phone limit states and %d rate counters",
+        "OTP retention: %s %d attempts that expired before %s, %d phone limit states, %d rate counters "
+        "and %d used verification tokens",
         "would delete" if dry_run else "deleted",
         deleted,
         cutoff.isoformat(),
         limit_states,
         counters,
+        token_uses,
     )
     return PurgeResult(
         deleted=deleted,
@@ -111,6 +119,7 @@ def purge_expired(
         cutoff=cutoff,
         limit_states=limit_states,
         counters=counters,
+        token_uses=token_uses,
     )
 
 

@@ -17,7 +17,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from otp import attempt_sql, events, limits, provider_calls, signals
+from otp import attempt_sql, events, limits, provider_calls, signals, verify_timing
 from otp.conf import otp_settings
 from otp.destinations import check_destination
 from otp.exceptions import (
@@ -308,8 +308,10 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
 def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttempt:
     """Verify ``pin`` for the newest pending attempt of ``phone``.
 
-    Every failure takes at least ``VERIFY_FAILURE_MIN_SECONDS``, whether or not
-    it reached the provider, so timing does not tell a pending attempt from none.
+    Every failure takes at least ``VERIFY_FAILURE_MIN_SECONDS``, and one that
+    did not reach the provider about as long as recent verifies took to get
+    its answer (:mod:`otp.verify_timing`), so timing does not tell a pending
+    attempt from none.
 
     One attempt slot is reserved atomically before the provider is called, so
     parallel guesses never reach the provider more often than
@@ -324,17 +326,17 @@ def verify_code(phone: str, pin: str, *, purpose: str | None = None) -> OtpAttem
     :raises VerificationFailed: wrong, expired, used, superseded, unknown or exhausted.
     :raises ProviderError: the provider is unavailable or misconfigured.
     """
-    started = time.monotonic()
+    timer = verify_timing.VerifyTimer()
     try:
-        return _verify(phone, pin, purpose)
+        return _verify(phone, pin, purpose, timer)
     except VerificationFailed:
-        apply_latency_floor(started)
+        apply_latency_floor(timer)
         raise
 
 
-def apply_latency_floor(started: float) -> None:
-    """Wait until ``VERIFY_FAILURE_MIN_SECONDS`` have passed since ``started`` (monotonic)."""
-    remaining = (otp_settings.VERIFY_FAILURE_MIN_SECONDS or 0) - (time.monotonic() - started)
+def apply_latency_floor(timer: verify_timing.VerifyTimer) -> None:
+    """Wait until the failure floor of the verify ``timer`` times has passed."""
+    remaining = timer.remaining()
     if remaining > 0:
         _sleep(remaining)
 
@@ -342,7 +344,7 @@ def apply_latency_floor(started: float) -> None:
 _sleep = time.sleep  # replaced in tests
 
 
-def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
+def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.VerifyTimer) -> OtpAttempt:
     phone = normalize_phone(phone, otp_settings.DEFAULT_REGION)
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
     purpose = validate_purpose(purpose)
@@ -370,7 +372,8 @@ def _verify(phone: str, pin: str, purpose: str | None) -> OtpAttempt:
 
     try:
         provider = get_provider()
-        result = call_provider(lambda: provider.verify(pin_id, pin))
+        with timer.asking_provider():
+            result = call_provider(lambda: provider.verify(pin_id, pin))
     except PinNotFound:
         attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "unknown_to_provider")
@@ -426,15 +429,18 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     # verification; with none, the single UPDATE is atomic by itself.
     receivers = signals.phone_verified.has_listeners(OtpAttempt)
     with transaction.atomic() if receivers else nullcontext():
-        won = attempt_sql.mark_verified(attempt.pk, verified_at)
-        if not won:
-            _verify_failed(attempt.phone, attempt.purpose, "closed_meanwhile")
-        attempt.status = AttemptStatus.VERIFIED
-        attempt.verified_at = verified_at
-        if receivers:
-            signals.phone_verified.send(
-                sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
-            )
+        status = attempt_sql.mark_verified(attempt.pk, verified_at)
+        if status == AttemptStatus.VERIFIED:
+            attempt.status = AttemptStatus.VERIFIED
+            attempt.verified_at = verified_at
+            if receivers:
+                signals.phone_verified.send(
+                    sender=OtpAttempt, attempt=attempt, phone=attempt.phone, user=attempt.user, purpose=attempt.purpose
+                )
+    # Outside the transaction, so a provider answer that came after the
+    # expiry leaves the attempt expired.
+    if status != AttemptStatus.VERIFIED:
+        _verify_failed(attempt.phone, attempt.purpose, "expired" if status else "closed_meanwhile")
     return attempt
 
 

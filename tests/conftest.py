@@ -43,7 +43,11 @@ def _reset_outbox() -> Iterator[None]:
 def production_limits(settings: Any) -> dict[str, Any]:
     """Every limit at its shipped default (the locmem provider stays)."""
     # The failure latency floor is not a limit; it would only slow the tests.
-    settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider", "VERIFY_FAILURE_MIN_SECONDS": 0}
+    settings.OTP = {
+        "PROVIDER": "otp.providers.locmem.LocmemProvider",
+        "VERIFY_FAILURE_MIN_SECONDS": 0,
+        "VERIFY_FAILURE_MAX_SECONDS": 0,
+    }
     return settings.OTP
 
 

@@ -77,5 +77,6 @@ RELAXED_LIMITS = {
     "MAX_SENDS_PER_HOUR": None,
     "MAX_SENDS_PER_DAY": None,
     "VERIFY_FAILURE_MIN_SECONDS": 0,
+    "VERIFY_FAILURE_MAX_SECONDS": 0,
 }
 OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider", **RELAXED_LIMITS}

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from otp import services
+from otp import services, verify_timing
 from otp.conversion import conversion_report
 from otp.models import AttemptStatus, OtpAttempt
 from tests.conftest import PHONE
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def floors(monkeypatch):
-    """Every call of the latency floor, with the request start it was given."""
+    """Every call of the latency floor, with the timer it was given."""
     calls: list[float] = []
     monkeypatch.setattr(services, "apply_latency_floor", calls.append)
     return calls
@@ -55,9 +55,13 @@ def test_the_floor_waits_only_for_what_is_left(monkeypatch, settings):
     settings.OTP = {**settings.OTP, "VERIFY_FAILURE_MIN_SECONDS": 0.3}
     waited: list[float] = []
     monkeypatch.setattr(services, "_sleep", waited.append)
-    monkeypatch.setattr(services.time, "monotonic", lambda: 100.1)
-    services.apply_latency_floor(started=100.0)
-    services.apply_latency_floor(started=99.5)  # already slower than the floor
+    now = [100.0]
+    monkeypatch.setattr(verify_timing, "clock", lambda: now[0])
+    timer = verify_timing.VerifyTimer()
+    now[0] = 100.1
+    services.apply_latency_floor(timer)
+    now[0] = 100.5  # already slower than the floor
+    services.apply_latency_floor(timer)
     assert waited == [pytest.approx(0.2)]
 
 

@@ -128,6 +128,29 @@ def test_attack_smoke(tmp_path: Path) -> None:
     assert reached <= 5, out  # one PIN, five attempts
 
 
+def test_attack_timing_smoke(tmp_path: Path) -> None:
+    out = _run(
+        "attack.py",
+        "--phases",
+        "timing",
+        "--timing-samples",
+        "6",
+        "--timing-warmup",
+        "1",
+        "--latency-ms",
+        "50",
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--work-dir",
+        str(tmp_path),
+        database="otp_attackbench_smoke",
+    )
+    assert "medians within 10%" in out and "SMS sent" not in out, out
+    assert "with code: 401 invalid_or_expired" in out and "without code: 401 invalid_or_expired" in out, out
+
+
 def test_flow_cpu_smoke() -> None:
     out = _run(
         "flow_cpu.py",

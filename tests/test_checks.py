@@ -91,6 +91,11 @@ def test_infobip_proxies_are_checked_without_showing_their_credentials(settings,
         ("DEFAULT_REGION", "XX", "otp.E006"),
         ("MAX_REQUEST_BYTES", 10, "otp.E007"),
         ("RETENTION_DAYS", -1, "otp.E008"),
+        # None would make the verification token live for ever.
+        ("VERIFICATION_TOKEN_MAX_AGE_SECONDS", None, "otp.E030"),
+        ("VERIFICATION_TOKEN_MAX_AGE_SECONDS", 0, "otp.E030"),
+        ("VERIFICATION_TOKEN_MAX_AGE_SECONDS", -600, "otp.E030"),
+        ("VERIFICATION_TOKEN_MAX_AGE_SECONDS", "600", "otp.E030"),
     ],
 )
 def test_policy_errors(settings, key, value, check_id):

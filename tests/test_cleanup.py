@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from otp.exceptions import InvalidPhoneNumber
-from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
+from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter, VerificationTokenUse
 from otp.redaction import mask_phone
 from otp.retention import erase_phone, purge_expired
 from tests.conftest import PHONE
@@ -179,6 +179,19 @@ def test_command_reports_the_limit_state_it_deletes(time_machine):
     assert "Would delete 1 phone limit state(s) and 1 rate counter(s) no longer in use." in run("--dry-run")
     assert "Deleted 1 phone limit state(s) and 1 rate counter(s) no longer in use." in run()
     assert not PhoneState.objects.exists() and not RateCounter.objects.exists()
+
+
+def test_purge_deletes_the_records_of_expired_token_uses(time_machine):
+    VerificationTokenUse.objects.create(token_id="gone", expires_at=NOW - timedelta(seconds=1))
+    VerificationTokenUse.objects.create(token_id="kept", expires_at=NOW + timedelta(seconds=1))
+    dry = purge_expired(30, now=NOW, dry_run=True)
+    assert dry.token_uses == 1 and VerificationTokenUse.objects.count() == 2
+    # Whatever the retention: past its expiry the token is refused anyway.
+    assert purge_expired(30, now=NOW, batch_size=1).token_uses == 1
+    assert list(VerificationTokenUse.objects.values_list("token_id", flat=True)) == ["kept"]
+    time_machine.move_to(NOW + timedelta(seconds=2), tick=False)
+    assert "Deleted 1 used verification token record(s) past their expiry." in run()
+    assert not VerificationTokenUse.objects.exists()
 
 
 def test_erase_phone_national_format_follows_default_region(settings):

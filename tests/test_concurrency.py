@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from otp import services
+from otp import services, tokens
 from otp.exceptions import VerificationFailed
 from otp.models import AttemptStatus, OtpAttempt
 from tests.conftest import PHONE
@@ -68,6 +68,12 @@ def test_parallel_correct_pins_verify_exactly_once(infobip, settings):
     assert kinds(outcomes) == Counter({"OtpAttempt": 1, "VerificationFailed": THREADS - 1})
     row = OtpAttempt.objects.get()
     assert row.status == AttemptStatus.VERIFIED and row.verified_at is not None
+
+
+def test_parallel_uses_of_one_verification_token_accept_it_once():
+    token = tokens.make_token(PHONE, "login")
+    outcomes = run_parallel(lambda: tokens.read_token(token, consume=True))
+    assert kinds(outcomes) == Counter({"VerifiedPhone": 1, "InvalidToken": THREADS - 1})
 
 
 def test_parallel_wrong_guesses_never_exceed_the_cap(infobip):

@@ -10,8 +10,8 @@ import time_machine
 from django.utils import timezone
 
 from otp import services, signals, tokens
-from otp.exceptions import InvalidInput, VerificationFailed
-from otp.models import OtpAttempt
+from otp.exceptions import InvalidInput, OtpConfigurationError, VerificationFailed
+from otp.models import OtpAttempt, VerificationTokenUse
 from tests.conftest import PHONE
 
 pytestmark = pytest.mark.django_db
@@ -96,8 +96,83 @@ def test_token_proves_the_phone_to_another_view(otp_api, api, outbox):
     token = verify(otp_api, outbox[0].pin, purpose="phone_change").json()["verificationToken"]
     response = api.post("/protected", {}, format="json", HTTP_X_VERIFICATION_TOKEN=token)
     assert response.status_code == 200 and response.json() == {"phone": PHONE}
+    # In the body instead of the header.
+    token = tokens.make_token(PHONE, "phone_change")
     response = api.post("/protected", {"verificationToken": token}, format="json")
     assert response.status_code == 200
+
+
+def test_a_token_is_accepted_once(otp_api, api, outbox):
+    otp_api.post("/send-otp", {"phoneNumber": PHONE, "purpose": "phone_change"})
+    token = verify(otp_api, outbox[0].pin, purpose="phone_change").json()["verificationToken"]
+    assert api.post("/protected", {}, format="json", HTTP_X_VERIFICATION_TOKEN=token).status_code == 200
+    assert api.post("/protected", {}, format="json", HTTP_X_VERIFICATION_TOKEN=token).status_code == 403
+    assert api.post("/protected", {"verificationToken": token}, format="json").status_code == 403
+
+
+def test_read_token_consumes_only_when_asked():
+    token = tokens.make_token(PHONE, "login")
+    assert tokens.read_token(token).phone == PHONE
+    assert tokens.read_token(token).phone == PHONE  # only checked
+    assert tokens.read_token(token, consume=True).phone == PHONE
+    for consume in (True, False):
+        with pytest.raises(tokens.InvalidToken, match="already used"):
+            tokens.read_token(token, consume=consume)
+    # Another token for the same phone and purpose is still good.
+    assert tokens.read_token(tokens.make_token(PHONE, "login"), consume=True).phone == PHONE
+
+
+def test_tokens_issued_in_the_same_second_differ():
+    with time_machine.travel(timezone.now(), tick=False):
+        first, second = tokens.make_token(PHONE, "login"), tokens.make_token(PHONE, "login")
+        assert first != second
+        tokens.read_token(first, consume=True)
+        assert tokens.read_token(second, consume=True).phone == PHONE
+
+
+def test_a_token_without_an_id_is_refused():
+    from django.core import signing
+
+    old_style = signing.dumps({"phone": PHONE, "purpose": "login"}, salt=tokens.SALT, compress=False)
+    with pytest.raises(tokens.InvalidToken):
+        tokens.read_token(old_style)
+
+
+def test_single_use_can_be_turned_off(api, settings):
+    settings.OTP = {**settings.OTP, "VERIFICATION_TOKEN_SINGLE_USE": False}
+    token = tokens.make_token(PHONE, "phone_change")
+    for _ in range(3):
+        assert api.post("/protected", {}, format="json", HTTP_X_VERIFICATION_TOKEN=token).status_code == 200
+        assert tokens.read_token(token, consume=True).phone == PHONE
+    assert not VerificationTokenUse.objects.exists()
+
+
+def test_a_token_use_is_remembered_until_the_token_expires():
+    with time_machine.travel(timezone.now(), tick=False):
+        tokens.read_token(tokens.make_token(PHONE, "login"), consume=True)
+        use = VerificationTokenUse.objects.get()
+        assert use.expires_at == timezone.now() + timedelta(seconds=600)
+
+
+def test_a_refused_token_is_not_recorded_as_used(api):
+    token = tokens.make_token(PHONE, "login")  # the view wants phone_change
+    assert api.post("/protected", {}, format="json", HTTP_X_VERIFICATION_TOKEN=token).status_code == 403
+    assert not VerificationTokenUse.objects.exists()
+    assert tokens.read_token(token, consume=True).purpose == "login"
+
+
+def test_a_bare_phone_verified_is_deprecated(api):
+    token = tokens.make_token(PHONE, "login")
+    with pytest.warns(DeprecationWarning, match="for_purpose"):
+        response = api.post("/protected-any-purpose", {}, format="json", HTTP_X_VERIFICATION_TOKEN=token)
+    assert response.status_code == 200 and response.json() == {"phone": PHONE}
+
+
+def test_an_unset_token_lifetime_fails_closed(settings):
+    token = tokens.make_token(PHONE, "login")
+    settings.OTP = {**settings.OTP, "VERIFICATION_TOKEN_MAX_AGE_SECONDS": None}
+    with pytest.raises(OtpConfigurationError):
+        tokens.read_token(token)
 
 
 def test_token_refusals(api, outbox):

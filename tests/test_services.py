@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from otp.exceptions import (
 from otp.models import AttemptStatus, OtpAttempt
 from otp.providers import locmem
 from otp.providers.base import SendResult, VerifyResult
-from otp.signals import phone_verified
+from otp.signals import phone_verified, verification_failed
 from tests.conftest import PHONE
 
 pytestmark = pytest.mark.django_db
@@ -282,3 +283,37 @@ def test_provider_verify_result_for_simulated_success_reports_zero_remaining(out
     services.send_code(PHONE)
     result = locmem.LocmemProvider().verify(outbox[0].pin_id, outbox[0].pin)
     assert result == VerifyResult(verified=True, attempts_remaining=0)
+
+
+@pytest.mark.parametrize("receiver", [False, True], ids=["alone", "in_a_transaction_with_receivers"])
+def test_a_provider_answer_after_the_expiry_does_not_verify(otp_api, infobip, receiver):
+    """The provider says verified, but its answer came after the code's time to live."""
+    infobip.post(INFOBIP_PIN_URL, json={"pinId": "P1"})
+    otp_api.send()
+    failures: list[str] = []
+
+    def on_failure(sender, reason, **kwargs):
+        failures.append(reason)
+
+    def on_verified(sender, **kwargs):
+        raise AssertionError("phone_verified sent for an expired code")
+
+    verification_failed.connect(on_failure)
+    if receiver:
+        phone_verified.connect(on_verified)
+    with time_machine.travel(timezone.now() + timedelta(seconds=299), tick=False) as clock:
+
+        def slow_verified(request):
+            clock.shift(timedelta(seconds=2))  # the answer arrives past expires_at
+            return 200, {}, json.dumps({"pinId": "P1", "verified": True, "attemptsRemaining": 0})
+
+        infobip.add_callback("POST", f"{INFOBIP_PIN_URL}/P1/verify", callback=slow_verified)
+        try:
+            response = otp_api.verify("123456")
+        finally:
+            verification_failed.disconnect(on_failure)
+            phone_verified.disconnect(on_verified)
+    assert response.status_code == 401
+    row = OtpAttempt.objects.get()
+    assert row.status == AttemptStatus.EXPIRED and row.verified_at is None
+    assert failures == ["expired"]

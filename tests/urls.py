@@ -19,11 +19,17 @@ class ProtectedView(APIView):
         return Response({"phone": request.verified_phone})
 
 
+@extend_schema(exclude=True)
+class ProtectedAnyPurposeView(ProtectedView):
+    permission_classes = [PhoneVerified]
+
+
 urlpatterns = [
     path("healthz", readiness),
     path("healthz/live", liveness),
     path("healthz/ready", readiness),
     path("protected", ProtectedView.as_view()),
+    path("protected-any-purpose", ProtectedAnyPurposeView.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema")),
     path("admin/", admin.site.urls),

@@ -1,4 +1,4 @@
-"""``manage.py otp_cleanup``: delete expired OTP attempts and idle limit state, or all attempts of one number.
+"""``manage.py otp_cleanup``: delete expired OTP attempts and idle state, or all attempts of one number.
 
 Schedule it daily (cron, a Kubernetes CronJob, …). The work is done by
 :mod:`otp.retention`; this command only parses options and reports.
@@ -18,8 +18,8 @@ from otp.retention import DEFAULT_BATCH_SIZE, DeletionResult, PurgeResult, erase
 
 class Command(BaseCommand):
     help = (
-        "Delete OTP attempts that expired more than the retention period ago and the limit state "
-        "no longer in use, or (--erase-phone) every attempt of one phone number."
+        "Delete OTP attempts that expired more than the retention period ago, the limit state and "
+        "used verification token records no longer in use, or (--erase-phone) every attempt of one phone number."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -80,3 +80,5 @@ class Command(BaseCommand):
         if isinstance(result, PurgeResult):
             idle = f"{result.limit_states} phone limit state(s) and {result.counters} rate counter(s) no longer in use"
             self.stdout.write(f"Would delete {idle}." if result.dry_run else f"Deleted {idle}.")
+            used = f"{result.token_uses} used verification token record(s) past their expiry"
+            self.stdout.write(f"Would delete {used}." if result.dry_run else f"Deleted {used}.")

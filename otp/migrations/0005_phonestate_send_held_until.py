@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('otp', '0003_purpose'),
+        ('otp', '0004_verification_token_use'),
     ]
 
     operations = [
