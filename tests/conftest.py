@@ -31,6 +31,19 @@ INFOBIP_OPTIONS = {
 PHONE = "+14155552671"
 
 
+class ManualClock:
+    """A clock that moves only when told: ``clock()`` reads it, ``clock.advance(s)`` moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture(autouse=True)
 def _reset_outbox() -> Iterator[None]:
     locmem.reset()

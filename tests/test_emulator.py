@@ -25,6 +25,7 @@ from otp.emulator.formats import ONE_DAY, parse_duration, parse_limit
 from otp.emulator.state import NO_MORE_PIN_ATTEMPTS, TTL_EXPIRED, WRONG_PIN
 from otp.emulator.validation import SendRequest, send_request, template_request
 from otp.models import AttemptStatus, OtpAttempt
+from tests.conftest import ManualClock
 from tests.e2e import emulated_infobip
 
 KEY = "emulator-test-key"
@@ -33,23 +34,12 @@ OTHER = "14155552672"
 HEX32 = re.compile(r"[0-9A-F]{32}")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def make_emulator(clock: Clock, **config: Any) -> tuple[Emulator, str, str]:
+def make_emulator(clock: ManualClock, **config: Any) -> tuple[Emulator, str, str]:
     emulator = Emulator(clock=clock)
     parsed = {
         k: parse_limit(v) if "/" in str(v) else parse_duration(v) if isinstance(v, str) else v
@@ -60,7 +50,7 @@ def make_emulator(clock: Clock, **config: Any) -> tuple[Emulator, str, str]:
 
 
 @pytest.fixture
-def emu(clock: Clock) -> tuple[Emulator, str, str]:
+def emu(clock: ManualClock) -> tuple[Emulator, str, str]:
     return make_emulator(clock, pinAttempts=3, pinTimeToLive="5m", verifyPinLimit="100/1s")
 
 

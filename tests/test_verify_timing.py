@@ -12,7 +12,7 @@ import pytest
 
 from otp import services, verify_timing
 from otp.exceptions import VerificationFailed
-from tests.conftest import PHONE
+from tests.conftest import PHONE, ManualClock
 
 pytestmark = pytest.mark.django_db
 
@@ -20,20 +20,9 @@ PIN_URL = "https://xyz.api.infobip.com/2fa/2/pin"
 OTHER_PHONE = "+14155550123"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    fake = FakeClock()
+    fake = ManualClock()
     monkeypatch.setattr(verify_timing, "clock", fake)
     return fake
 
