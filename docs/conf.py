@@ -2,8 +2,9 @@
 
 The pages are Markdown (myst-parser). The Python API comes from the
 docstrings (autodoc) and the HTTP API from the OpenAPI schema the app serves
-(``_ext/openapi_reference.py``), so both need Django set up: the test suite's
-settings, which need no database or network.
+(``_ext/openapi_schema.py`` writes it, sphinxcontrib-openapi renders it), so
+both need Django set up: the test suite's settings, which need no database
+or network.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ release = version = otp.__version__
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
-    "openapi_reference",
+    "sphinxcontrib.openapi",
+    "openapi_schema",
     "local_assets",
 ]
 source_suffix = {".md": "markdown"}
@@ -44,6 +46,9 @@ myst_enable_extensions = ["deflist"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
+
+# sphinxcontrib-openapi's renderer that lists request and response fields.
+openapi_default_renderer = "httpdomain"
 
 html_theme = "furo"
 html_title = f"django-otp-infobip {release}"
