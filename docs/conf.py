@@ -41,7 +41,6 @@ root_doc = "index"
 # Links to headings (page.md#a-heading) resolve as on GitHub; a broken one is
 # a warning, and the build treats warnings as errors (-W).
 myst_heading_anchors = 3
-myst_enable_extensions = ["deflist"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
