@@ -52,7 +52,7 @@ import harness as h  # noqa: E402
 
 sys.path.insert(0, str(h.ROOT))
 
-# What the run may let through follows from the app's defaults (README "Abuse resistance").
+# What the run may let through follows from the app's defaults (docs/security.md, "Limits").
 from otp.conf import DEFAULTS  # noqa: E402
 
 # Outside every prefix the pumping phase walks (those end up blocked for 12 h).

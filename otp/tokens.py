@@ -36,11 +36,14 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class VerifiedPhone:
+    """What a valid token proves: the ``phone`` (E.164) was verified for the ``purpose``."""
+
     phone: str
     purpose: str
 
 
 def make_token(phone: str, purpose: str) -> str:
+    """A signed token proving that ``phone`` was verified for ``purpose`` (what a successful verify returns)."""
     # The random id makes every token unique, so its one use can be recorded.
     payload = {"phone": phone, "purpose": purpose, "id": secrets.token_urlsafe(ID_BYTES)}
     return signing.dumps(payload, salt=SALT, compress=False)

@@ -1,8 +1,8 @@
 """Settings of the demo and production site, read from the environment.
 
-Every variable is documented in ``.env.example`` and the README's settings
-reference. An optional ``.env`` file beside ``manage.py`` is read first; real
-environment variables win over it.
+Every variable is documented in ``.env.example`` and the configuration
+reference (docs/configuration.md). An optional ``.env`` file beside
+``manage.py`` is read first; real environment variables win over it.
 """
 
 from __future__ import annotations
