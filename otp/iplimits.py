@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
 
-from otp import circuit, events
+from otp import events
 from otp.cache import RedisCache
 from otp.client_ip import client_ip, ip_bucket
 from otp.conf import otp_settings
@@ -68,18 +68,12 @@ def _count(request: HttpRequest, group: str, rate: str, bucket: str) -> dict[str
     two round trips for every request after an IP's first in a window. On
     :class:`otp.cache.RedisCache` the same key (django-ratelimit's window and
     key scheme) is counted by one atomic command, so the count is shared with
-    anything else that counts that group through django-ratelimit. The same
-    round trip reads the circuit breaker's state when it lives in this cache.
+    anything else that counts that group through django-ratelimit.
     """
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     if not isinstance(cache, RedisCache) or not getattr(settings, "RATELIMIT_ENABLE", True):
         return get_usage(request, group=group, key=lambda _group, _request: bucket, rate=rate, increment=True)
     limit, period = _split_rate(rate)
     window = _get_window(bucket, period)
-    reads = circuit.prefetch_keys(cache)
-    count, values = cache.count_and_get(
-        _make_cache_key(group, window, rate, bucket, ALL), period + EXPIRATION_FUDGE, reads
-    )
-    if reads:
-        circuit.remember(values)
+    count = cache.count(_make_cache_key(group, window, rate, bucket, ALL), period + EXPIRATION_FUDGE)
     return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - int(time.time())}
