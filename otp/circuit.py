@@ -8,18 +8,12 @@ process and instance of a deployment sees the same state.
 
 The breaker never blocks on its own cache: if the cache fails, calls go
 through (the IP limiter in the same cache already fails closed).
-
-When the IP limiter counts in the same Redis cache, it reads the breaker's
-state in its own round trip (:func:`prefetch_keys`, :func:`remember`) and the
-request's provider call uses that snapshot, at most ``PREFETCH_MAX_AGE``
-seconds old, instead of reading it again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from django.core.cache import caches
@@ -35,10 +29,6 @@ OPEN_UNTIL_KEY = "otp:circuit:open_until"
 PROBE_KEY = "otp:circuit:probe"
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-
-#: The oldest prefetched state a provider call uses (seconds).
-PREFETCH_MAX_AGE = 0.5
-_prefetched: ContextVar[tuple[float, dict[str, Any]] | None] = ContextVar("otp_circuit_prefetched", default=None)
 
 
 def _cache():  # type: ignore[no-untyped-def]
@@ -62,27 +52,6 @@ def _snapshot() -> Snapshot:
         return {}
 
 
-def prefetch_keys(cache: Any) -> list[str]:
-    """The keys to read for :func:`remember` if the breaker's state lives in ``cache``, else none."""
-    if not _enabled() or _cache() is not cache:
-        return []
-    return [FAILURES_KEY, OPEN_UNTIL_KEY]
-
-
-def remember(values: Snapshot) -> None:
-    """Keep what was read of :func:`prefetch_keys` for this request's provider call."""
-    _prefetched.set((time.monotonic(), values))
-
-
-def _take_prefetched() -> Snapshot | None:
-    taken = _prefetched.get()
-    if taken is None:
-        return None
-    _prefetched.set(None)  # one call per read: a later call reads afresh
-    read_at, snapshot = taken
-    return snapshot if time.monotonic() - read_at <= PREFETCH_MAX_AGE else None
-
-
 def _state_of(snapshot: Snapshot) -> str:
     open_until = snapshot.get(OPEN_UNTIL_KEY)
     if not open_until:
@@ -100,9 +69,7 @@ def before_call() -> Snapshot:
 
     :returns: what the breaker read, for :func:`record_success` to reuse.
     """
-    snapshot = _take_prefetched()
-    if snapshot is None:
-        snapshot = _snapshot()
+    snapshot = _snapshot()
     current = _state_of(snapshot)
     if current == CLOSED:
         return snapshot

@@ -1,8 +1,22 @@
-"""Per-client-IP limits with django-ratelimit, in the shared cache.
+"""Per-client-IP limits, in the shared cache.
 
-The key is the client IP as the trusted proxies report it (see
+The bucket is the client IP as the trusted proxies report it (see
 :mod:`otp.client_ip`), never a body field: DRF's ``request.POST`` is empty for
 JSON, so a ``post:`` key would put every client in one bucket.
+
+Any cache counts through django-ratelimit's public ``get_usage`` (its own keys
+and windows; an ``add``, then an ``incr``), except
+:class:`otp.cache.RedisCache`, which counts in one round trip
+(:meth:`~otp.cache.RedisCache.count`) under the app's own key::
+
+    otp:ip:<group>:<limit>/<period>s:<window start>:<bucket>
+
+for example ``otp:ip:otp.send:5/900s:1765152000:203.0.113.9``. ``group`` is
+``otp.send`` (sends and resends) or ``otp.verify``; the rate is normalised,
+so a new rate starts new counts. Windows are fixed and aligned on the epoch:
+one starts at every multiple of the period, in Unix seconds. A window's
+counter is created by its first request and lives one period from then,
+which outlasts the window.
 """
 
 from __future__ import annotations
@@ -14,10 +28,9 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
-from django_ratelimit import ALL
-from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
+from django_ratelimit.core import get_usage
 
-from otp import circuit, events
+from otp import events
 from otp.cache import RedisCache
 from otp.client_ip import client_ip, ip_bucket
 from otp.conf import otp_settings
@@ -26,10 +39,6 @@ from otp.limits import coarse
 
 SEND = "send"  # send and resend share one bucket: both deliver an SMS
 VERIFY = "verify"
-
-
-def _ip_key(group: str, request: HttpRequest) -> str:
-    return ip_bucket(client_ip(request))
 
 
 def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -> None:
@@ -42,10 +51,9 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
     if rate is None:
         return
     # Outside the cache's error handling: a refused X-Forwarded-For is a 400, not a 503.
-    group = f"otp.{scope}"
-    bucket = _ip_key(group, request)
+    bucket = ip_bucket(client_ip(request))
     try:
-        usage = _count(request, group, rate, bucket)
+        usage = _usage(request, f"otp.{scope}", rate, bucket)
     except Exception as err:  # any cache client error: we cannot know the count
         events.log_event(
             events.PROVIDER_ERROR, phone=phone, level=logging.ERROR, operation="ip_limit", error=type(err).__name__
@@ -61,25 +69,24 @@ def check_ip_limit(request: HttpRequest, scope: str, phone: str | None = None) -
         raise RateLimited(f"ip {scope} rate", retry_after=coarse(usage["time_left"]))
 
 
-def _count(request: HttpRequest, group: str, rate: str, bucket: str) -> dict[str, Any] | None:
-    """django-ratelimit's ``get_usage(..., increment=True)``, in one cache round trip on Redis.
+_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
 
-    ``get_usage`` adds the window's key, then increments it when it existed:
-    two round trips for every request after an IP's first in a window. On
-    :class:`otp.cache.RedisCache` the same key (django-ratelimit's window and
-    key scheme) is counted by one atomic command, so the count is shared with
-    anything else that counts that group through django-ratelimit. The same
-    round trip reads the circuit breaker's state when it lives in this cache.
-    """
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """The requests and the seconds of a django-ratelimit rate: ``"5/15m"`` is ``(5, 900)``."""
+    limit, _, period = rate.partition("/")
+    return int(limit), int(period[:-1] or 1) * _PERIOD_SECONDS[period[-1]]
+
+
+def _usage(request: HttpRequest, group: str, rate: str, bucket: str) -> dict[str, Any] | None:
+    """Count the request in ``bucket``; the usage as django-ratelimit's ``get_usage`` reports it."""
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return None
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
-    if not isinstance(cache, RedisCache) or not getattr(settings, "RATELIMIT_ENABLE", True):
+    if not isinstance(cache, RedisCache):
         return get_usage(request, group=group, key=lambda _group, _request: bucket, rate=rate, increment=True)
-    limit, period = _split_rate(rate)
-    window = _get_window(bucket, period)
-    reads = circuit.prefetch_keys(cache)
-    count, values = cache.count_and_get(
-        _make_cache_key(group, window, rate, bucket, ALL), period + EXPIRATION_FUDGE, reads
-    )
-    if reads:
-        circuit.remember(values)
-    return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - int(time.time())}
+    limit, period = parse_rate(rate)
+    now = int(time.time())
+    window_start = now - now % period
+    count = cache.count(f"otp:ip:{group}:{limit}/{period}s:{window_start}:{bucket}", period)
+    return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window_start + period - now}

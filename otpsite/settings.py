@@ -148,7 +148,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 REDIS_URL = setting("REDIS_URL", "")
 if REDIS_URL:
-    # Django's Redis backend, keeping one client per pool (see otp/cache.py).
+    # Django's Redis backend, with one connection pool per process and one-round-trip counts (see otp/cache.py).
     CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": REDIS_URL}}
 # The per-IP limits count in this cache; a limiter that cannot count refuses.
 RATELIMIT_USE_CACHE = "default"

@@ -34,10 +34,10 @@ def test_it_is_a_working_cache_with_atomic_incr(cache):
     assert cache.get_many(["a", "missing"]) == {"a": 1}
 
 
-def test_one_client_per_pool(cache):
-    client = cache._cache
-    assert client.get_client(write=True) is client.get_client(write=True)
-    assert client.get_client() is client.get_client(write=True)  # a single server: one pool
+def test_one_client_per_configuration(cache):
+    same = RedisCache(URL, {"KEY_PREFIX": "another-prefix"})
+    assert same.redis_client is cache.redis_client  # KEY_PREFIX is not the connection's
+    assert RedisCache(URL, {"OPTIONS": {"socket_timeout": 2}}).redis_client is not cache.redis_client
 
 
 def test_incr_of_a_missing_key_is_an_error_and_creates_nothing(cache):
@@ -60,27 +60,26 @@ def test_incr_survives_a_server_that_forgot_its_scripts(cache):
     assert cache.incr("s") == 2
 
 
-def commands_sent(cache, call):
-    """The Redis commands ``call()`` sends, and its result."""
-    client = cache._cache.get_client(write=True)
+def commands_sent(call):
+    """The Redis commands ``call()`` sends, through any client, and its result."""
     sent = []
-    original = client.execute_command
+    original = redis.Redis.execute_command
 
-    def counting(*args, **kwargs):
+    def counting(client, *args, **kwargs):
         sent.append(args[0])
-        return original(*args, **kwargs)
+        return original(client, *args, **kwargs)
 
-    client.execute_command = counting
+    redis.Redis.execute_command = counting  # type: ignore[method-assign]
     try:
         return sent, call()
     finally:
-        del client.execute_command
+        redis.Redis.execute_command = original  # type: ignore[method-assign]
 
 
 def test_incr_is_one_round_trip(cache):
     cache.add("r", 0, timeout=10)
     cache.incr("r")  # loads the script
-    assert commands_sent(cache, lambda: cache.incr("r")) == (["EVALSHA"], 2)
+    assert commands_sent(lambda: cache.incr("r")) == (["EVALSHA"], 2)
 
 
 def test_count_creates_the_counter_with_its_expiry_and_never_extends_it(cache):
@@ -94,20 +93,11 @@ def test_count_creates_the_counter_with_its_expiry_and_never_extends_it(cache):
     assert cache.get("c") == 3  # an ordinary integer to the rest of the cache API
 
 
-def test_count_and_get_reads_other_keys_in_the_same_round_trip(cache):
-    cache.set("int", 7, timeout=10)
-    cache.set("float", 1.5, timeout=10)  # pickled by Django's serializer
-    cache.count("c", 10)  # loads the script
-    sent, (count, values) = commands_sent(cache, lambda: cache.count_and_get("c", 10, ["int", "float", "missing"]))
-    assert sent == ["EVALSHA"]
-    assert (count, values) == (2, {"int": 7, "float": 1.5})
-
-
 def test_count_is_one_round_trip_and_atomic(cache):
     from concurrent.futures import ThreadPoolExecutor
 
     cache.count("k", 10)  # loads the script
-    assert commands_sent(cache, lambda: cache.count("k", 10)) == (["EVALSHA"], 2)
+    assert commands_sent(lambda: cache.count("k", 10)) == (["EVALSHA"], 2)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: cache.count("k", 10), range(400)))
     assert cache.get("k") == 402
@@ -122,10 +112,9 @@ def test_parallel_incrs_lose_no_count(cache):
     assert cache.get("p") == 400
 
 
-def test_the_ip_limit_counts_in_django_ratelimits_own_bucket(cache, settings, rf):
-    """One round trip per request, in the very bucket django-ratelimit's get_usage counts."""
+def test_the_ip_limit_counts_each_request_in_one_round_trip_under_its_documented_key(cache, settings, rf):
+    import time_machine
     from django.core.cache import caches
-    from django_ratelimit.core import get_usage
 
     from otp import iplimits
     from otp.exceptions import RateLimited
@@ -133,17 +122,20 @@ def test_the_ip_limit_counts_in_django_ratelimits_own_bucket(cache, settings, rf
     settings.CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": URL, "KEY_PREFIX": "otp-cache-test"}}
     settings.OTP = {**settings.OTP, "IP_SEND_RATE": "4/m"}
     request = rf.post("/send-otp", REMOTE_ADDR="203.0.113.9")
-    iplimits.check_ip_limit(request, iplimits.SEND)  # loads the script
-    sent, _ = commands_sent(caches["default"], lambda: iplimits.check_ip_limit(request, iplimits.SEND))
-    assert sent == ["EVALSHA"]
-    usage = get_usage(request, group="otp.send", key=iplimits._ip_key, rate="4/m", increment=True)
-    assert usage["count"] == 3
-    iplimits.check_ip_limit(request, iplimits.SEND)
-    with pytest.raises(RateLimited) as refused:
+    with time_machine.travel(1_765_152_030, tick=False):  # 30 s into a minute's window
+        iplimits.check_ip_limit(request, iplimits.SEND)  # loads the script
+        sent, _ = commands_sent(lambda: iplimits.check_ip_limit(request, iplimits.SEND))
+        assert sent == ["EVALSHA"]
+        assert caches["default"].get("otp:ip:otp.send:4/60s:1765152000:203.0.113.9") == 2
         iplimits.check_ip_limit(request, iplimits.SEND)
-    assert refused.value.retry_after >= 60
-    other = rf.post("/send-otp", REMOTE_ADDR="203.0.113.10")
-    iplimits.check_ip_limit(other, iplimits.SEND)  # another IP, another bucket
+        iplimits.check_ip_limit(request, iplimits.SEND)
+        with pytest.raises(RateLimited) as refused:
+            iplimits.check_ip_limit(request, iplimits.SEND)
+        assert refused.value.retry_after == 60  # the 30 s left of the window, rounded up to a minute
+        other = rf.post("/send-otp", REMOTE_ADDR="203.0.113.10")
+        iplimits.check_ip_limit(other, iplimits.SEND)  # another IP, another bucket
+    with time_machine.travel(1_765_152_060, tick=False):  # the next window
+        iplimits.check_ip_limit(request, iplimits.SEND)
 
 
 def test_the_backends_of_all_threads_share_one_client_and_its_connections(settings):
@@ -164,8 +156,9 @@ def test_the_backends_of_all_threads_share_one_client_and_its_connections(settin
 
     def use_the_cache() -> None:
         cache = caches["default"]
-        cache.set("shared", 1, timeout=10)
-        clients.append((cache, cache._cache))
+        cache.set("shared", 1, timeout=10)  # Django's client
+        cache.count("counted", 10)  # the scripts' client
+        clients.append((cache, cache.redis_client))
 
     for _ in range(8):  # one after another: a shared pool needs a single connection
         thread = threading.Thread(target=use_the_cache)
@@ -176,7 +169,7 @@ def test_the_backends_of_all_threads_share_one_client_and_its_connections(settin
     connected = [c for c in redis.Redis.from_url(URL).client_list() if c.get("name") == name]
     assert len(connected) == 1
     other = RedisCache(URL.replace("/15", "/14"), {"OPTIONS": options})
-    assert other._cache is not clients[0][1]  # another server is another client
+    assert other.redis_client is not clients[0][1]  # another server is another client
 
 
 class SilentServer:

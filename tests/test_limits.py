@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from otp.iplimits import parse_rate
 from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
 from tests.conftest import PHONE
 
@@ -84,6 +85,14 @@ def test_defaults_are_on(otp_api, outbox, production_limits):
 
 
 # -- per IP -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "parsed"),
+    [("5/15m", (5, 900)), ("10/m", (10, 60)), ("3/2h", (3, 7200)), ("1/d", (1, 86400)), ("7/30s", (7, 30))],
+)
+def test_rates_are_read_as_django_ratelimit_writes_them(rate, parsed):
+    assert parse_rate(rate) == parsed
 
 
 def test_ip_send_limit_and_its_window(otp_api, outbox, limits, later):

@@ -37,7 +37,7 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 @pytest.fixture
 def shared_redis(settings):
-    """The circuit and the IP limiter in one Redis cache: the limiter then reads the circuit."""
+    """The circuit and the IP limiter in one Redis cache."""
     import redis
     from django.core.cache import caches
 
@@ -84,25 +84,6 @@ def test_circuit_opens_fails_fast_then_probes_and_closes(otp_api, infobip, setti
         assert otp_api.send(phones[5]).status_code == 200
     names = [getattr(r, "otp_event", {}).get("event") for r in caplog.records]
     assert names.count("otp_provider_circuit_open") == 1 and names.count("otp_provider_circuit_closed") == 1
-
-
-def test_the_ip_limiter_reads_the_circuit_in_its_own_round_trip(otp_api, outbox, shared_redis):
-    from tests.test_cache import commands_sent
-
-    sent, response = commands_sent(shared_redis, lambda: otp_api.send(PHONE))
-    assert response.status_code == 200
-    assert "MGET" not in sent and sent.count("EVALSHA") == 1, sent
-
-
-def test_a_prefetched_circuit_state_serves_one_call_and_only_while_fresh(monkeypatch):
-    circuit.remember({circuit.OPEN_UNTIL_KEY: time.time() + 30})
-    with pytest.raises(Exception, match="circuit is open"):
-        circuit.before_call()
-    assert circuit.before_call() == {}  # read afresh: the shared state is closed
-    circuit.remember({circuit.OPEN_UNTIL_KEY: time.time() + 30})
-    later = time.monotonic() + circuit.PREFETCH_MAX_AGE + 0.1
-    monkeypatch.setattr(circuit.time, "monotonic", lambda: later)
-    assert circuit.before_call() == {}  # too old: read afresh
 
 
 def test_failed_probe_reopens_and_only_one_probe_passes(infobip, settings):
