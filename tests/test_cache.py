@@ -164,6 +164,7 @@ def test_the_backends_of_all_threads_share_one_client_and_its_connections(settin
 
     def use_the_cache() -> None:
         cache = caches["default"]
+        assert isinstance(cache, RedisCache)
         cache.set("shared", 1, timeout=10)
         clients.append((cache, cache._cache))
 

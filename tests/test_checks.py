@@ -297,13 +297,13 @@ def test_a_misspelt_key_warns_with_the_closest_one(settings):
     settings.OTP = {**settings.OTP, "MAX_VERIFY_ATTEMPT": 3}
     (warning,) = check_unknown_keys()
     assert warning.id == "otp.W040" and warning.level == WARNING
-    assert "'MAX_VERIFY_ATTEMPT'" in warning.msg and "OTP['MAX_VERIFY_ATTEMPTS']" in warning.hint
+    assert "'MAX_VERIFY_ATTEMPT'" in warning.msg and "OTP['MAX_VERIFY_ATTEMPTS']" in str(warning.hint)
 
 
 def test_an_unknown_key_far_from_every_setting_warns_without_a_guess(settings):
     settings.OTP = {**settings.OTP, "COLOUR": "blue"}
     (warning,) = check_unknown_keys()
-    assert "'COLOUR'" in warning.msg and "Did you mean" not in warning.hint
+    assert "'COLOUR'" in warning.msg and "Did you mean" not in str(warning.hint)
 
 
 def test_known_keys_do_not_warn(settings):

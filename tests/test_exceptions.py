@@ -18,7 +18,7 @@ EXCEPTION_CLASSES = sorted(
     (
         cls
         for _, cls in inspect.getmembers(exceptions, inspect.isclass)
-        if issubclass(cls, BaseException) and cls.__module__ == exceptions.__name__
+        if issubclass(cls, Exception) and cls.__module__ == exceptions.__name__
     ),
     key=lambda cls: cls.__name__,
 )
@@ -41,7 +41,7 @@ MESSAGES = {
 def documented_answers() -> set[tuple[int, str]]:
     """The (status, code) pairs of the README's "Error codes" table."""
     section = README.read_text().split("\n## Error codes\n", 1)[1].split("\n## ", 1)[0]
-    pairs = set()
+    pairs: set[tuple[int, str]] = set()
     for row in re.findall(r"^\| ([0-9 /]+) \| (.+?) \|", section, flags=re.MULTILINE):
         statuses = [int(s) for s in row[0].split("/")]
         if len(statuses) > 1:  # "405 / 415 | `a` / `b`": pairwise
@@ -52,7 +52,7 @@ def documented_answers() -> set[tuple[int, str]]:
     return pairs
 
 
-def build(cls: type[BaseException], message: str = "the cause, for the log") -> BaseException:
+def build(cls: type[Exception], message: str = "the cause, for the log") -> Exception:
     """An instance of ``cls``, its keyword-only arguments filled in."""
     keywords = {
         name: {"reason": "cause", "retry_after": 120}.get(name)

@@ -278,7 +278,9 @@ def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
         monkeypatch.delenv(name)
     config = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
-    assert (config["workers"], config["worker_class"], config["threads"]) == (os.cpu_count() + 1, "gthread", 64)
+    cores = os.cpu_count()
+    assert cores is not None
+    assert (config["workers"], config["worker_class"], config["threads"]) == (cores + 1, "gthread", 64)
     monkeypatch.setenv("GUNICORN_WORKERS", "5")
     assert runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))["workers"] == 5
 

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -666,7 +666,7 @@ class Site:
         except OSError:
             return []
 
-    def wait_workers(self, count: int, exclude: set[int] = frozenset(), seconds: float = 15) -> list[int]:
+    def wait_workers(self, count: int, exclude: Collection[int] = (), seconds: float = 15) -> list[int]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             pids = [p for p in self.workers() if p not in exclude]
@@ -827,7 +827,7 @@ def launch(
 
     def start(name: str, **values: str) -> Site:
         clean_state(e2e_database, redis_url, emulator)
-        return launch_site(tmp_path_factory.mktemp(name), e2e_database, redis_url, emulator, **values)
+        return launch_site(tmp_path_factory.mktemp(name), e2e_database, redis_url, emulator, db_port=None, **values)
 
     return start
 
