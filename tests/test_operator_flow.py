@@ -13,6 +13,9 @@ import requests
 from otp.emulator import running_emulator
 from tests.test_site import ROOT, free_port, manage, site_env, wait_until_serving
 
+# Each test starts processes of its own: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
 API_KEY = "operator-flow-key"
 
 

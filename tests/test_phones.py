@@ -171,6 +171,7 @@ def formatted_numbers(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(formatted_numbers())
 def test_every_format_of_a_number_normalises_to_its_e164(raw):
@@ -180,6 +181,7 @@ def test_every_format_of_a_number_normalises_to_its_e164(raw):
     assert e164 == normalize_phone(unicodedata.normalize("NFKC", raw).translate({ord(s): None for s in " -.()"}))
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(
     st.one_of(

@@ -56,6 +56,15 @@ UNAVAILABLE = "The verification service is temporarily unavailable. Please try a
 _REDIS_CANDIDATES = (11, 10, 9, 8, 7, 6, 5, 4, 12)
 _REDIS_CLAIM_KEY = "otp-e2e:claim"
 OTP_TABLES = ("otp_otpattempt", "otp_phonestate", "otp_ratecounter")
+E2E_DIR = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``e2e``, so that ``-m "not e2e"`` leaves the real processes out."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 # -- phone numbers -----------------------------------------------------------------
