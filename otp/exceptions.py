@@ -12,7 +12,10 @@ Two exceptions live where they are used, as control flow inside the limits:
 ``otp.limits.PhoneStateChanged`` (a parallel send changed the phone's row; the
 service reads it again and never lets it out) and ``otp.limits.VelocityTripped``
 (a ``RateLimited`` that carries the limits' counter so that the block is stored;
-a client sees its base class's answer).
+a client sees its base class's answer). The operator's tools keep theirs, as
+no request meets them: ``otp.provisioning.ProvisioningError`` (the provisioning
+commands), ``otp.providers.infobip.InvalidBaseUrl`` (the options' check) and
+the emulator's own.
 """
 
 from __future__ import annotations
