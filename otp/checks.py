@@ -2,11 +2,13 @@
 
 Retired ids stay reserved. E010-E019 belong to the Infobip provider's
 ``check_options``; E020-E029 / W020-W029 to the limits; E030-E039 to the
-verification token.
+verification token; E040-E049 / W040-W049 to the other settings (timing,
+monitoring, integration, resilience) and to the ``OTP`` dict itself.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -15,9 +17,11 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from otp.conf import MAX_CODE_TTL_SECONDS, otp_settings
+from otp.conf import DEFAULTS, MAX_CODE_TTL_SECONDS, otp_settings
 from otp.exceptions import OtpConfigurationError
 from otp.providers import load_provider_class
+from otp.providers.base import SMS, VOICE
+from otp.purposes import is_slug
 
 # django-ratelimit's rate grammar: count "/" optional multiplier and unit.
 _RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")
@@ -25,6 +29,15 @@ _RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_list(value: Any) -> bool:
+    """A list, tuple or set: a string would match its substrings."""
+    return isinstance(value, (list, tuple, set, frozenset))
 
 
 @register(Tags.security)
@@ -274,6 +287,85 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 f"OTP['ALLOWED_NUMBER_TYPES'] has unknown types: {bad_types}.",
                 hint=f"Use names of phonenumbers.PhoneNumberType: {sorted(known)}.",
                 id="otp.E028",
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
+def check_unknown_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # A misspelt key is ignored and its default applies, so a limit the site
+    # meant to tighten would silently stay as it was.
+    user_settings = getattr(settings, "OTP", None) or {}
+    warnings: list[CheckMessage] = []
+    for key in sorted(set(user_settings) - set(DEFAULTS), key=str):
+        close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+        hint = f"Did you mean OTP[{close[0]!r}]?" if close else "The settings reference lists every key."
+        warnings.append(Warning(f"OTP[{key!r}] is not a setting of the app; it is ignored.", hint=hint, id="otp.W040"))
+    return warnings
+
+
+@register(Tags.security)
+def check_other_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    percents = otp_settings.BUDGET_ALERT_PERCENTS
+    if percents is not None and not (_is_list(percents) and all(_is_int(p) and 1 <= p <= 100 for p in percents)):
+        errors.append(
+            Error("OTP['BUDGET_ALERT_PERCENTS'] must be a list of integers from 1 to 100, or None.", id="otp.E040")
+        )
+    for name in ("VERIFY_FAILURE_MIN_SECONDS", "VERIFY_FAILURE_MAX_SECONDS"):
+        value = getattr(otp_settings, name)
+        if not _is_number(value) or value < 0:
+            errors.append(Error(f"OTP['{name}'] must be a non-negative number of seconds.", id="otp.E041"))
+    queue_timeout = otp_settings.PROVIDER_QUEUE_TIMEOUT_SECONDS
+    if queue_timeout is not None and (not _is_number(queue_timeout) or queue_timeout < 0):
+        errors.append(
+            Error(
+                "OTP['PROVIDER_QUEUE_TIMEOUT_SECONDS'] must be a non-negative number of seconds, or None (no bound).",
+                id="otp.E041",
+            )
+        )
+    threshold = otp_settings.CONVERSION_ALERT_THRESHOLD
+    if not _is_number(threshold) or not 0 <= threshold <= 1:
+        errors.append(Error("OTP['CONVERSION_ALERT_THRESHOLD'] must be a number from 0 to 1.", id="otp.E042"))
+    min_sends = otp_settings.CONVERSION_MIN_SENDS
+    if not _is_int(min_sends) or min_sends < 1:
+        errors.append(Error("OTP['CONVERSION_MIN_SENDS'] must be a positive integer.", id="otp.E042"))
+    for name in ("CIRCUIT_FAILURES", "PROVIDER_MAX_CONCURRENCY"):
+        value = getattr(otp_settings, name)
+        if value is not None and (not _is_int(value) or value < 0):
+            errors.append(Error(f"OTP['{name}'] must be a non-negative integer or None (off).", id="otp.E043"))
+    open_seconds = otp_settings.CIRCUIT_OPEN_SECONDS
+    if otp_settings.CIRCUIT_FAILURES and (not _is_int(open_seconds) or open_seconds < 1):
+        errors.append(
+            Error(
+                "OTP['CIRCUIT_OPEN_SECONDS'] must be a positive integer while the circuit is on.",
+                hint="Without it an open circuit would stay open; CIRCUIT_FAILURES = None turns the circuit off.",
+                id="otp.E043",
+            )
+        )
+    purposes = otp_settings.PURPOSES
+    if purposes is not None and not (_is_list(purposes) and purposes and all(is_slug(p) for p in purposes)):
+        errors.append(
+            Error(
+                "OTP['PURPOSES'] must be a non-empty list of short lowercase slugs, or None (any).",
+                hint="For example ['signup', 'login'].",
+                id="otp.E044",
+            )
+        )
+    if not is_slug(otp_settings.DEFAULT_PURPOSE):
+        errors.append(Error("OTP['DEFAULT_PURPOSE'] must be a short lowercase slug.", id="otp.E044"))
+    channels = otp_settings.CHANNELS
+    if not (_is_list(channels) and channels and set(channels) <= {SMS, VOICE}):
+        errors.append(Error(f"OTP['CHANNELS'] must be a non-empty list of {SMS!r} and {VOICE!r}.", id="otp.E045"))
+    if not isinstance(otp_settings.VERIFICATION_TOKEN_SINGLE_USE, bool):
+        errors.append(Error("OTP['VERIFICATION_TOKEN_SINGLE_USE'] must be True or False.", id="otp.E031"))
+    if otp_settings.CIRCUIT_CACHE not in settings.CACHES:
+        errors.append(
+            Error(
+                f"OTP['CIRCUIT_CACHE'] = {otp_settings.CIRCUIT_CACHE!r} is not an alias of CACHES.",
+                hint="Name a shared cache such as Redis, so every process sees the circuit open.",
+                id="otp.E046",
             )
         )
     return errors

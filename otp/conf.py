@@ -7,6 +7,7 @@ working without reload hooks.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -112,7 +113,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 class OtpSettings:
-    """Typed accessors for ``settings.OTP``; unknown keys fall back to defaults."""
+    """Typed accessors for ``settings.OTP``, one per key of ``DEFAULTS``; a missing key reads its default."""
 
     def _get(self, name: str) -> Any:
         user_settings = getattr(settings, "OTP", None) or {}
@@ -120,12 +121,12 @@ class OtpSettings:
 
     @property
     def PROVIDER(self) -> str | None:
-        """Dotted path to the provider class."""
+        """Dotted path of the provider class; None: not configured."""
         return self._get("PROVIDER")
 
     @property
     def PROVIDER_OPTIONS(self) -> dict[str, Any]:
-        """Constructor keyword arguments for the provider."""
+        """Keyword arguments for the provider's constructor."""
         return dict(self._get("PROVIDER_OPTIONS") or {})
 
     @property
@@ -145,7 +146,7 @@ class OtpSettings:
 
     @property
     def DEFAULT_REGION(self) -> str | None:
-        """Region assumed for numbers without a leading ``+``."""
+        """Region assumed for numbers without a leading ``+``; None requires it."""
         return self._get("DEFAULT_REGION")
 
     @property
@@ -158,12 +159,180 @@ class OtpSettings:
         """Days expired attempts are kept."""
         return self._get("RETENTION_DAYS")
 
-    def __getattr__(self, name: str) -> Any:
-        # The limit settings are plain values read the same way; a typo still
-        # fails loudly because only keys of DEFAULTS are served.
-        if name in DEFAULTS:
-            return self._get(name)
-        raise AttributeError(f"Unknown OTP setting {name!r}")
+    @property
+    def IP_SEND_RATE(self) -> str | None:
+        """Sends per client IP, as ``count/period``; None: no limit."""
+        return self._get("IP_SEND_RATE")
+
+    @property
+    def IP_VERIFY_RATE(self) -> str | None:
+        """Verifies per client IP, as ``count/period``; None: no limit."""
+        return self._get("IP_VERIFY_RATE")
+
+    @property
+    def TRUSTED_PROXY_COUNT(self) -> int:
+        """Reverse proxies that append to ``X-Forwarded-For``; 0: use ``REMOTE_ADDR``."""
+        return self._get("TRUSTED_PROXY_COUNT")
+
+    @property
+    def RESEND_COOLDOWN_SECONDS(self) -> int:
+        """A phone's first wait between sends; it doubles with each send of the day."""
+        return self._get("RESEND_COOLDOWN_SECONDS")
+
+    @property
+    def RESEND_COOLDOWN_MAX_SECONDS(self) -> int:
+        """The longest wait between a phone's sends."""
+        return self._get("RESEND_COOLDOWN_MAX_SECONDS")
+
+    @property
+    def MAX_SENDS_PER_PHONE_PER_DAY(self) -> int | None:
+        """Sends per phone in 24 hours; None: no cap."""
+        return self._get("MAX_SENDS_PER_PHONE_PER_DAY")
+
+    @property
+    def MAX_FAILURES_PER_PHONE(self) -> int | None:
+        """Failed verifies in a row, across PINs, before a phone backs off; None: never."""
+        return self._get("MAX_FAILURES_PER_PHONE")
+
+    @property
+    def FAILURE_BACKOFF_SECONDS(self) -> int:
+        """A phone's first backoff after too many failures; it doubles with each more."""
+        return self._get("FAILURE_BACKOFF_SECONDS")
+
+    @property
+    def FAILURE_BACKOFF_MAX_SECONDS(self) -> int:
+        """The longest backoff after failed verifies."""
+        return self._get("FAILURE_BACKOFF_MAX_SECONDS")
+
+    @property
+    def PREFIX_STRIP_DIGITS(self) -> int:
+        """Trailing digits dropped from a number to form its prefix."""
+        return self._get("PREFIX_STRIP_DIGITS")
+
+    @property
+    def MAX_SENDS_PER_PREFIX_PER_HOUR(self) -> int | None:
+        """Sends per prefix per hour before it is blocked; None: no limit."""
+        return self._get("MAX_SENDS_PER_PREFIX_PER_HOUR")
+
+    @property
+    def PREFIX_BLOCK_SECONDS(self) -> int:
+        """How long a prefix over its limit stays blocked."""
+        return self._get("PREFIX_BLOCK_SECONDS")
+
+    @property
+    def MAX_SENDS_PER_COUNTRY_PER_HOUR(self) -> int | None:
+        """Sends per country per hour before it is blocked; None: no limit."""
+        return self._get("MAX_SENDS_PER_COUNTRY_PER_HOUR")
+
+    @property
+    def COUNTRY_BLOCK_SECONDS(self) -> int:
+        """How long a country over its limit stays blocked."""
+        return self._get("COUNTRY_BLOCK_SECONDS")
+
+    @property
+    def MAX_SENDS_PER_HOUR(self) -> int | None:
+        """The site's send budget per hour; None: no budget."""
+        return self._get("MAX_SENDS_PER_HOUR")
+
+    @property
+    def MAX_SENDS_PER_DAY(self) -> int | None:
+        """The site's send budget per day; None: no budget."""
+        return self._get("MAX_SENDS_PER_DAY")
+
+    @property
+    def BUDGET_ALERT_PERCENTS(self) -> Sequence[int] | None:
+        """Shares of a send budget, in percent, at which one alert is logged per window."""
+        return self._get("BUDGET_ALERT_PERCENTS")
+
+    @property
+    def ALLOWED_REGIONS(self) -> Collection[str] | None:
+        """ISO regions that codes may be sent to; None: every region."""
+        return self._get("ALLOWED_REGIONS")
+
+    @property
+    def ALLOWED_NUMBER_TYPES(self) -> Collection[str] | None:
+        """Names of ``phonenumbers.PhoneNumberType`` that may receive codes."""
+        return self._get("ALLOWED_NUMBER_TYPES")
+
+    @property
+    def VERIFY_FAILURE_MIN_SECONDS(self) -> float:
+        """The least time a failed verify takes to answer."""
+        return self._get("VERIFY_FAILURE_MIN_SECONDS")
+
+    @property
+    def VERIFY_FAILURE_MAX_SECONDS(self) -> float:
+        """The most a failed verify that did not ask the provider waits for the median."""
+        return self._get("VERIFY_FAILURE_MAX_SECONDS")
+
+    @property
+    def SEND_CHALLENGE_VERIFIER(self) -> str | None:
+        """Dotted path of ``verify(request, token) -> bool`` for ``challengeToken``; None: none."""
+        return self._get("SEND_CHALLENGE_VERIFIER")
+
+    @property
+    def CONVERSION_ALERT_THRESHOLD(self) -> float:
+        """Share of sends verified below which a conversion group is reported."""
+        return self._get("CONVERSION_ALERT_THRESHOLD")
+
+    @property
+    def CONVERSION_MIN_SENDS(self) -> int:
+        """Sends a conversion group needs before it is judged."""
+        return self._get("CONVERSION_MIN_SENDS")
+
+    @property
+    def PURPOSES(self) -> Collection[str] | None:
+        """Purposes a code may be sent for; None: any short slug."""
+        return self._get("PURPOSES")
+
+    @property
+    def DEFAULT_PURPOSE(self) -> str:
+        """The purpose of a request that names none."""
+        return self._get("DEFAULT_PURPOSE")
+
+    @property
+    def CHANNELS(self) -> Collection[str]:
+        """Delivery channels clients may ask for."""
+        return self._get("CHANNELS")
+
+    @property
+    def VERIFICATION_TOKEN_MAX_AGE_SECONDS(self) -> int:
+        """Life of a ``verificationToken`` in seconds."""
+        return self._get("VERIFICATION_TOKEN_MAX_AGE_SECONDS")
+
+    @property
+    def VERIFICATION_TOKEN_SINGLE_USE(self) -> bool:
+        """Whether a ``verificationToken`` is accepted only once."""
+        return self._get("VERIFICATION_TOKEN_SINGLE_USE")
+
+    @property
+    def CIRCUIT_FAILURES(self) -> int | None:
+        """Provider failures in a row that open the circuit; 0 or None: no breaker."""
+        return self._get("CIRCUIT_FAILURES")
+
+    @property
+    def CIRCUIT_OPEN_SECONDS(self) -> int:
+        """How long the open circuit waits before one probe."""
+        return self._get("CIRCUIT_OPEN_SECONDS")
+
+    @property
+    def CIRCUIT_CACHE(self) -> str:
+        """The cache alias that holds the circuit's state."""
+        return self._get("CIRCUIT_CACHE")
+
+    @property
+    def PROVIDER_MAX_CONCURRENCY(self) -> int | None:
+        """Provider calls one process runs at once; 0 or None: no bound."""
+        return self._get("PROVIDER_MAX_CONCURRENCY")
+
+    @property
+    def PROVIDER_QUEUE_TIMEOUT_SECONDS(self) -> float | None:
+        """Seconds a request waits for a provider slot before it answers 503; None: no bound."""
+        return self._get("PROVIDER_QUEUE_TIMEOUT_SECONDS")
+
+    @property
+    def PROVIDER_THROTTLE_ALERT_NUMBERS(self) -> int | None:
+        """Distinct numbers throttled within a minute before one alert; None: no alert."""
+        return self._get("PROVIDER_THROTTLE_ALERT_NUMBERS")
 
 
 otp_settings = OtpSettings()

@@ -13,11 +13,16 @@ from otp.exceptions import InvalidInput
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
+def is_slug(value: Any) -> bool:
+    """Whether ``value`` can be a purpose: a short lowercase slug."""
+    return isinstance(value, str) and _SLUG.fullmatch(value) is not None
+
+
 def validate_purpose(raw: Any) -> str:
     """The purpose, or the default one when absent; a short lowercase slug."""
     if raw is None:
         return otp_settings.DEFAULT_PURPOSE
-    if not isinstance(raw, str) or not _SLUG.fullmatch(raw):
+    if not is_slug(raw):
         raise InvalidInput(_("purpose must be a short lowercase word such as 'login'."))
     allowed = otp_settings.PURPOSES
     if allowed is not None and raw not in allowed:

@@ -1,8 +1,9 @@
 """Every error the app answers with: JSON ``{"error": ..., "code": ...}``.
 
-``otp_exception_handler`` maps the app's exceptions and DRF's to that shape for
-the app's views. ``handler400/403/404/500`` give a site the same shape for
-Django's own error pages (``handler404 = "otp.responses.handler404"``).
+``otp_exception_handler`` answers the app's exceptions with what their class
+declares (:class:`otp.exceptions.HttpAnswer`), and DRF's and the database's
+in the same shape, for the app's views. ``handler400/403/404/500`` give a site
+the same shape for Django's own error pages (``handler404 = "otp.responses.handler404"``).
 """
 
 from __future__ import annotations
@@ -18,26 +19,33 @@ from rest_framework.response import Response
 
 from otp import events
 from otp.exceptions import (
-    BudgetExhausted,
-    InvalidInput,
-    LimiterUnavailable,
+    DEFAULT_RETRY_AFTER_SECONDS,
+    INVALID_OTP,
+    RATE_LIMITED,
+    SEND_FAILED,
+    SERVER_ERROR,
+    UNAVAILABLE,
+    HttpAnswer,
     OtpConfigurationError,
-    ProviderError,
-    ProviderRateLimited,
-    RateLimited,
-    SendRejected,
-    VerificationFailed,
 )
 
 logger = logging.getLogger(__name__)
 
-INVALID_OTP = _("Invalid or expired OTP.")
-SEND_FAILED = _("Unable to send a code to this number.")
-UNAVAILABLE = _("The verification service is temporarily unavailable. Please try again later.")
-SERVER_ERROR = _("Internal server error.")
-RATE_LIMITED = _("Too many requests. Please try again later.")
-# Coarse on purpose: a client learns "later", not the provider's exact window.
-DEFAULT_RETRY_AFTER_SECONDS = 30
+# Re-exported: the messages and the default wait are defined with the exceptions.
+__all__ = [
+    "DEFAULT_RETRY_AFTER_SECONDS",
+    "INVALID_OTP",
+    "RATE_LIMITED",
+    "SEND_FAILED",
+    "SERVER_ERROR",
+    "UNAVAILABLE",
+    "error_body",
+    "handler400",
+    "handler403",
+    "handler404",
+    "handler500",
+    "otp_exception_handler",
+]
 
 
 def error_body(message: Any, code: str) -> dict[str, str]:
@@ -57,30 +65,19 @@ def _drf_message(exc: drf_exceptions.APIException) -> tuple[str, str]:
     return str(detail), str(getattr(exc, "default_code", "error"))  # str(): lazy translations
 
 
+def answer(exc: HttpAnswer) -> Response:
+    """The answer the exception's class declares (status, code, message, ``Retry-After``)."""
+    retry_after = exc.retry_after_seconds()
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(error_body(exc.public_message(), exc.code), status=exc.http_status, headers=headers)
+
+
 def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler for the app's views; every answer is ``{"error": ...}``."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, VerificationFailed):
-        return Response(error_body(INVALID_OTP, exc.code), status=401)
-    if isinstance(exc, InvalidInput):
-        return Response(error_body(str(exc), exc.code), status=400)
-    if isinstance(exc, SendRejected):
-        return Response(error_body(SEND_FAILED, exc.code), status=400)
-    if isinstance(exc, RateLimited):
-        # One body for every limiter: the client learns nothing about which one.
-        return Response(error_body(RATE_LIMITED, exc.code), status=429, headers={"Retry-After": str(exc.retry_after)})
-    if isinstance(exc, (BudgetExhausted, LimiterUnavailable)):
-        retry_after = getattr(exc, "retry_after", DEFAULT_RETRY_AFTER_SECONDS)
-        return Response(
-            error_body(UNAVAILABLE, "temporarily_unavailable"), status=503, headers={"Retry-After": str(retry_after)}
-        )
-    if isinstance(exc, ProviderError):
-        if isinstance(exc, ProviderRateLimited):
-            headers["Retry-After"] = str(max(exc.retry_after or 0, DEFAULT_RETRY_AFTER_SECONDS))
-        return Response(error_body(UNAVAILABLE, exc.code), status=503, headers=headers)
-    if isinstance(exc, OtpConfigurationError):
-        logger.error("OTP configuration error: %s", exc)
-        return Response(error_body(UNAVAILABLE, "provider_unavailable"), status=503)
+    if isinstance(exc, HttpAnswer) and exc.http_status is not None:
+        if isinstance(exc, OtpConfigurationError):
+            logger.error("OTP configuration error: %s", exc)
+        return answer(exc)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database is down, failing over, or a lock wait timed out.
         events.log_event(events.DATABASE_ERROR, level=logging.ERROR, error=type(exc.__cause__ or exc).__name__)
@@ -91,6 +88,7 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     if isinstance(exc, drf_exceptions.APIException):
         message, code = _drf_message(exc)
+        headers: dict[str, str] = {}
         wait = getattr(exc, "wait", None)
         if wait is not None:
             headers["Retry-After"] = str(int(wait) + 1)

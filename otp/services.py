@@ -378,7 +378,9 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
         attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "unknown_to_provider")
     except ProviderRateLimited as err:
-        # The provider checked no PIN: the slot goes back, and the client waits.
+        # The one answer that depends on the endpoint, decided here where the
+        # slot is handed back: the provider checked no PIN, so the client is
+        # told to wait (429), where a throttled send is the site failing (503).
         OtpAttempt.objects.filter(pk=attempt.pk, failed_verifies__gt=0).update(failed_verifies=F("failed_verifies") - 1)
         retry_after = limits.coarse(err.retry_after or limits.RETRY_AFTER_STEP)
         provider_calls.note_throttled(phone, "verify", retry_after)

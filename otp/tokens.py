@@ -22,16 +22,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from otp.conf import otp_settings
+from otp.exceptions import InvalidToken as InvalidToken  # its earlier home, kept for importers
 from otp.exceptions import OtpConfigurationError
 from otp.models import VerificationTokenUse
 
 SALT = "otp.tokens.verified-phone"
 #: Bytes of randomness in a token's id (22 characters, within ``VerificationTokenUse.token_id``).
 ID_BYTES = 16
-
-
-class InvalidToken(Exception):
-    """The token is malformed, forged, expired, already used or for another purpose."""
 
 
 @dataclass(frozen=True)

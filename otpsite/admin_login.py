@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext_lazy as _
 
@@ -42,5 +41,11 @@ def lockout_response(
 ) -> JsonResponse:
     """429 in the site's error shape; Retry-After is the cool-off, which each refused try restarts."""
     response = JsonResponse(error_body(LOCKED_OUT, "too_many_login_attempts"), status=429)
-    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    # Imported here: axes.helpers loads axes' models, and this module is also
+    # imported where axes is not an installed app.
+    from axes.helpers import get_cool_off
+
+    cool_off = get_cool_off(request)
+    if cool_off is not None:
+        response["Retry-After"] = str(int(cool_off.total_seconds()))
     return response

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.views import SpectacularSwaggerSplitView
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 # Styles may be inline: the page carries a small <style> block and Swagger UI
 # styles elements as it renders; images include the stylesheet's data: icons.
@@ -31,9 +32,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 class ApiDocsView(SpectacularSwaggerSplitView):
-    def finalize_response(
-        self, request: HttpRequest, response: HttpResponseBase, *args: Any, **kwargs: Any
-    ) -> HttpResponseBase:
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response

@@ -17,10 +17,11 @@ from otp.providers import locmem
 # The fixtures the app offers to sites (otp_outbox) are tested here too.
 pytest_plugins = ["otp.testing"]
 
-INFOBIP_BASE = "https://xyz.api.infobip.com"
+INFOBIP_HOST = "xyz.api.infobip.com"
+INFOBIP_BASE = f"https://{INFOBIP_HOST}"
 # Infobip's HTTP calls leave through requests' own adapter, where responses patches by default.
 INFOBIP_HTTP_SEND = "requests.adapters.HTTPAdapter.send"
-INFOBIP_OPTIONS = {
+INFOBIP_OPTIONS: dict[str, Any] = {
     "api_key": "test-api-key-0123456789",
     "base_url": "xyz.api.infobip.com",
     "application_id": "APP-ID-1",

@@ -22,7 +22,7 @@ POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5
 # bench/load.py: 13, bench/attack.py: 15).
 REDIS = "redis://127.0.0.1:6379/3"
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _reachable(port: int) -> bool:

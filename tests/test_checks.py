@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.checks import WARNING
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -13,9 +16,12 @@ from otp.checks import (
     check_limiter_cache_deploy,
     check_limiter_cache_timeout_deploy,
     check_limits,
+    check_other_settings,
     check_policy,
     check_provider,
+    check_unknown_keys,
 )
+from otp.conf import DEFAULTS, OtpSettings
 from tests.conftest import INFOBIP_OPTIONS
 
 INFOBIP = "otp.providers.infobip.InfobipProvider"
@@ -197,3 +203,124 @@ def test_manage_check_fails_on_error(settings):
 @pytest.mark.django_db
 def test_migrations_are_complete():
     call_command("makemigrations", "otp", "--check", "--dry-run", verbosity=0)
+
+
+# A malformed value of every key of OTP, and the check that reports it.
+MALFORMED = {
+    "PROVIDER": ("otp.providers.nope.Nope", "otp.E001"),
+    "PROVIDER_OPTIONS": ({**INFOBIP_OPTIONS, "api_key": ""}, "otp.E010"),
+    "PIN_LENGTH": (5, "otp.E003"),
+    "CODE_TTL_SECONDS": (601, "otp.E004"),
+    "MAX_VERIFY_ATTEMPTS": (0, "otp.E005"),
+    "DEFAULT_REGION": ("XX", "otp.E006"),
+    "MAX_REQUEST_BYTES": (64, "otp.E007"),
+    "RETENTION_DAYS": (-1, "otp.E008"),
+    "IP_SEND_RATE": ("5 per minute", "otp.E026"),
+    "IP_VERIFY_RATE": (10, "otp.E026"),
+    "TRUSTED_PROXY_COUNT": (-1, "otp.E024"),
+    "RESEND_COOLDOWN_SECONDS": (-1, "otp.E024"),
+    "RESEND_COOLDOWN_MAX_SECONDS": ("900", "otp.E024"),
+    "MAX_SENDS_PER_PHONE_PER_DAY": (0, "otp.E023"),
+    "MAX_FAILURES_PER_PHONE": (101, "otp.E025"),
+    "FAILURE_BACKOFF_SECONDS": (-1, "otp.E024"),
+    "FAILURE_BACKOFF_MAX_SECONDS": (None, "otp.E024"),
+    "PREFIX_STRIP_DIGITS": (-1, "otp.E024"),
+    "MAX_SENDS_PER_PREFIX_PER_HOUR": (0, "otp.E023"),
+    "PREFIX_BLOCK_SECONDS": (-1, "otp.E024"),
+    "MAX_SENDS_PER_COUNTRY_PER_HOUR": (0, "otp.E023"),
+    "COUNTRY_BLOCK_SECONDS": (-1, "otp.E024"),
+    "MAX_SENDS_PER_HOUR": (0, "otp.E023"),
+    "MAX_SENDS_PER_DAY": (0, "otp.E023"),
+    "BUDGET_ALERT_PERCENTS": ((50, 150), "otp.E040"),
+    "ALLOWED_REGIONS": (["XX"], "otp.E027"),
+    "ALLOWED_NUMBER_TYPES": (["PAGER2"], "otp.E028"),
+    "VERIFY_FAILURE_MIN_SECONDS": (-0.1, "otp.E041"),
+    "VERIFY_FAILURE_MAX_SECONDS": ("1", "otp.E041"),
+    "SEND_CHALLENGE_VERIFIER": ("otp.nope.verify", "otp.E009"),
+    "CONVERSION_ALERT_THRESHOLD": (20, "otp.E042"),
+    "CONVERSION_MIN_SENDS": (0, "otp.E042"),
+    "PURPOSES": ("login", "otp.E044"),
+    "DEFAULT_PURPOSE": ("Sign Up", "otp.E044"),
+    "CHANNELS": (("sms", "fax"), "otp.E045"),
+    "VERIFICATION_TOKEN_MAX_AGE_SECONDS": (None, "otp.E030"),
+    "VERIFICATION_TOKEN_SINGLE_USE": ("no", "otp.E031"),
+    "CIRCUIT_FAILURES": (-1, "otp.E043"),
+    "CIRCUIT_OPEN_SECONDS": (None, "otp.E043"),
+    "CIRCUIT_CACHE": ("nope", "otp.E046"),
+    "PROVIDER_MAX_CONCURRENCY": (1.5, "otp.E043"),
+    "PROVIDER_QUEUE_TIMEOUT_SECONDS": (-1, "otp.E041"),
+    "PROVIDER_THROTTLE_ALERT_NUMBERS": (0, "otp.E023"),
+}
+SETTINGS_CHECKS = (check_provider, check_policy, check_challenge_verifier, check_limits, check_other_settings)
+
+
+def test_every_setting_has_a_check():
+    assert set(MALFORMED) == set(DEFAULTS)
+
+
+def test_the_defaults_pass_every_settings_check(settings):
+    settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider"}
+    assert [m for check in SETTINGS_CHECKS for m in check()] == []
+
+
+@pytest.mark.parametrize(("key", "value", "check_id"), [(k, *v) for k, v in MALFORMED.items()])
+def test_a_malformed_setting_fails_its_check(settings, key, value, check_id):
+    provider = INFOBIP if key == "PROVIDER_OPTIONS" else "otp.providers.locmem.LocmemProvider"
+    settings.OTP = {"PROVIDER": provider, "PROVIDER_OPTIONS": dict(INFOBIP_OPTIONS), key: value}
+    assert ids(m for check in SETTINGS_CHECKS for m in check()) == [check_id]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("BUDGET_ALERT_PERCENTS", None),
+        ("PURPOSES", ["signup", "login"]),
+        ("CHANNELS", ["sms"]),
+        ("CIRCUIT_FAILURES", None),
+        ("PROVIDER_MAX_CONCURRENCY", 0),
+        ("PROVIDER_QUEUE_TIMEOUT_SECONDS", None),
+        ("VERIFY_FAILURE_MAX_SECONDS", 0),
+        ("CONVERSION_ALERT_THRESHOLD", 1),
+    ],
+)
+def test_documented_off_and_edge_values_pass(settings, key, value):
+    settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider", key: value}
+    assert check_other_settings() == []
+
+
+def test_an_open_circuit_needs_its_wait_only_while_the_circuit_is_on(settings):
+    settings.OTP = {**settings.OTP, "CIRCUIT_FAILURES": None, "CIRCUIT_OPEN_SECONDS": None}
+    assert check_other_settings() == []
+
+
+def test_a_misspelt_key_warns_with_the_closest_one(settings):
+    settings.OTP = {**settings.OTP, "MAX_VERIFY_ATTEMPT": 3}
+    (warning,) = check_unknown_keys()
+    assert warning.id == "otp.W040" and warning.level == WARNING
+    assert "'MAX_VERIFY_ATTEMPT'" in warning.msg and "OTP['MAX_VERIFY_ATTEMPTS']" in str(warning.hint)
+
+
+def test_an_unknown_key_far_from_every_setting_warns_without_a_guess(settings):
+    settings.OTP = {**settings.OTP, "COLOUR": "blue"}
+    (warning,) = check_unknown_keys()
+    assert "'COLOUR'" in warning.msg and "Did you mean" not in str(warning.hint)
+
+
+def test_known_keys_do_not_warn(settings):
+    settings.OTP = {**settings.OTP, "MAX_VERIFY_ATTEMPTS": 3}
+    assert check_unknown_keys() == []
+
+
+def test_manage_check_shows_the_misspelt_key(settings):
+    settings.OTP = {**settings.OTP, "MAX_SENDS_PER_DAYS": 10}
+    out = io.StringIO()
+    call_command("check", stdout=out, stderr=out)
+    assert "otp.W040" in out.getvalue() and "MAX_SENDS_PER_DAY'" in out.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_every_setting_has_a_typed_documented_accessor(name):
+    accessor = vars(OtpSettings).get(name)
+    assert isinstance(accessor, property)
+    assert accessor.fget.__annotations__["return"] not in ("Any", "typing.Any")
+    assert accessor.fget.__doc__ and "\n" not in accessor.fget.__doc__.strip()

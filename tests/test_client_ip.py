@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from django.test import RequestFactory
@@ -41,7 +42,7 @@ def fresh_misconfiguration_log(monkeypatch):
 
 
 def request_from(remote: str = PROXY, forwarded: str | None = None):
-    extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+    extra: dict[str, Any] = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
     return RequestFactory().post("/send-otp", REMOTE_ADDR=remote, **extra)
 
 
@@ -151,7 +152,7 @@ def test_bad_forwarded_for_is_a_400_that_counts_nothing(
     otp_api, outbox, proxies, fresh_misconfiguration_log, path, forwarded
 ):
     proxies(count=1, IP_SEND_RATE="1/15m")
-    extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+    extra: dict[str, Any] = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
     for _ in range(3):
         assert_refused(otp_api.post(path, {"phoneNumber": PHONE}, REMOTE_ADDR=PROXY, **extra))
     assert outbox == []

@@ -154,7 +154,12 @@ def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_lim
         return counted
 
     monkeypatch.setattr(limits, "count_send", counted_then_held)
-    held = threading.Thread(target=lambda: (services.send_code(PHONE), connection.close()))
+
+    def send_then_close() -> None:
+        services.send_code(PHONE)
+        connection.close()
+
+    held = threading.Thread(target=send_then_close)
     held.start()
     try:
         assert inside.wait(timeout=10)

@@ -356,7 +356,7 @@ def test_pins_are_uniform_enough():
 def test_send_request_lists_every_problem():
     with pytest.raises(ApiError) as info:
         send_request({"to": "12ab", "placeholders": {"pin": "1", "x": 2}, "trackDelivery": "yes"})
-    assert info.value.status == 400
+    assert info.value.status == 400 and info.value.validation_errors is not None
     assert set(info.value.validation_errors) == {"applicationId", "messageId", "to", "placeholders", "trackDelivery"}
     assert send_request({"applicationId": "a", "messageId": "m", "to": "+14155552671"}).to == PHONE
     assert status_of(lambda: send_request([1, 2])) == 400
@@ -377,6 +377,7 @@ def test_send_request_lists_every_problem():
 def test_template_validation(body, field):
     with pytest.raises(ApiError) as info:
         template_request(body, partial=False)
+    assert info.value.validation_errors is not None
     assert list(info.value.validation_errors) == [field]
 
 
@@ -414,8 +415,9 @@ def test_fault_specs_and_plan():
     plan.set_latency("verify", 200)
     assert (plan.latency("send"), plan.latency("verify")) == (0.01, 0.2)
     assert plan.take("send") is None
-    assert plan.take("verify").count == 2
-    assert plan.take("verify").count == 1
+    first, second = plan.take("verify"), plan.take("verify")
+    assert first is not None and first.count == 2
+    assert second is not None and second.count == 1
     assert plan.take("verify") is None
 
 
@@ -797,7 +799,9 @@ def test_command_serves_seeded_ids_and_stops_on_sigterm():
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(6)]
-        url = re.search(r"listening on (http://\S+)", lines[0])[1]
+        listening = re.search(r"listening on (http://\S+)", lines[0])
+        assert listening is not None, lines
+        url = listening[1]
         assert "APP1" in lines[2] and "MSG1" in lines[3]
         body = {"applicationId": "APP1", "messageId": "MSG1", "to": PHONE}
         headers = {"Authorization": f"App {KEY}"}

@@ -85,14 +85,18 @@ class _Upstream(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.lock = threading.Lock()
+        self.connections: set[tuple[str, int]] = set()
+        #: (path, headers, body) of every request, in order.
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
 
 def _serve(tls: ssl.SSLContext | None = None) -> _Server:
     server = _Server(("127.0.0.1", 0), _Upstream)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    server.lock = threading.Lock()  # type: ignore[attr-defined]
-    server.connections = set()  # type: ignore[attr-defined]
-    server.requests = []  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

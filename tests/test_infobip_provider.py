@@ -21,7 +21,7 @@ from otp.exceptions import (
     ProviderUnavailable,
 )
 from otp.providers.infobip import InfobipProvider, InvalidBaseUrl, normalize_base_url
-from tests.conftest import INFOBIP_BASE, INFOBIP_OPTIONS, PHONE, infobip_http
+from tests.conftest import INFOBIP_BASE, INFOBIP_HOST, INFOBIP_OPTIONS, PHONE, infobip_http
 
 PIN_ID = "9C817C6F8AF3D48F9FE553282AFA2B67"
 SEND_URL = f"{INFOBIP_BASE}/2fa/2/pin"
@@ -287,18 +287,26 @@ def test_base_url_refused(raw):
 
 
 def test_a_read_timeout_wrapped_by_urllib3_is_reported_as_a_timeout(provider, http):
+    from urllib3 import HTTPSConnectionPool
     from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-    wrapped = requests.ConnectionError(MaxRetryError(None, SEND_URL, ReadTimeoutError(None, SEND_URL, "read")))
+    pool = HTTPSConnectionPool(INFOBIP_HOST)
+    wrapped = requests.ConnectionError(MaxRetryError(pool, SEND_URL, ReadTimeoutError(pool, SEND_URL, "read")))
     http.post(SEND_URL, body=wrapped)
     with pytest.raises(ProviderUnavailable, match="timed out"):
         provider.send("+14155552671")
 
 
 def test_a_refused_connection_is_not_a_timeout(provider, http):
+    from urllib3 import HTTPSConnectionPool
+    from urllib3.connection import HTTPSConnection
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-    refused = requests.ConnectionError(MaxRetryError(None, SEND_URL, NewConnectionError(None, "refused")))
+    refused = requests.ConnectionError(
+        MaxRetryError(
+            HTTPSConnectionPool(INFOBIP_HOST), SEND_URL, NewConnectionError(HTTPSConnection(INFOBIP_HOST), "refused")
+        )
+    )
     http.post(SEND_URL, body=refused)
     with pytest.raises(ProviderUnavailable, match="failed: ConnectionError"):
         provider.send("+14155552671")

@@ -325,6 +325,7 @@ def test_budget_window_edge_allows_no_double_burst(otp_api, outbox, limits, late
 
 def example(region: str, number_type: int) -> str:
     number = phonenumbers.example_number_for_type(region, number_type)
+    assert number is not None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

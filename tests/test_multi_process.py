@@ -11,6 +11,9 @@ import requests
 
 from tests.test_site import ROOT, free_port, manage, site_env, wait_until_serving
 
+# Each test starts processes of its own: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
 

@@ -49,6 +49,7 @@ def _keep_the_test_connection():
 OPERATIONS = [("/send-otp", "POST"), ("/resend-otp", "POST"), ("/verify-otp", "POST")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_fuzzed_requests_never_fail_the_contract(path, method, mode):

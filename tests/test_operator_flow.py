@@ -13,6 +13,9 @@ import requests
 from otp.emulator import running_emulator
 from tests.test_site import ROOT, free_port, manage, site_env, wait_until_serving
 
+# Each test starts processes of its own: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
 API_KEY = "operator-flow-key"
 
 
@@ -71,7 +74,9 @@ def test_provision_serve_inspect_and_clean_up(tmp_path, emulator):
         assert created.returncode == 0, created.stderr
         session = requests.Session()
         login_page = session.get(f"{base}/admin/login/", timeout=5)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text)
+        assert csrf is not None
+        token = csrf.group(1)
         session.post(
             f"{base}/admin/login/?next=/admin/",
             timeout=5,

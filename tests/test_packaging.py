@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Each test builds or installs a wheel: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 import phonenumbers
 import pytest
@@ -134,7 +135,12 @@ def test_a_repeated_number_is_parsed_once(monkeypatch):
     phones._parse.cache_clear()
     calls = []
     parse = phonenumbers.parse
-    monkeypatch.setattr(phonenumbers, "parse", lambda *args: calls.append(args) or parse(*args))
+
+    def counting_parse(*args: Any) -> Any:
+        calls.append(args)
+        return parse(*args)
+
+    monkeypatch.setattr(phonenumbers, "parse", counting_parse)
     for _ in range(3):
         assert normalize_phone("+1 (415) 555-2671") == PHONE
         with pytest.raises(InvalidPhoneNumber):
@@ -154,6 +160,7 @@ def formatted_numbers(draw: st.DrawFn) -> str:
     """A valid number, its digits in one script, separators sprinkled between them."""
     region = draw(st.sampled_from(["US", "GB", "DE", "FR", "IN", "BR", "JP", "EG", "ES", "AU"]))
     number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert number is not None
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     zero = draw(st.sampled_from(["0", "\uff10", "\u0660", "\u06f0", "\u0966"]))
     plus = draw(st.sampled_from(["+", "\uff0b"]))
@@ -164,6 +171,7 @@ def formatted_numbers(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(formatted_numbers())
 def test_every_format_of_a_number_normalises_to_its_e164(raw):
@@ -173,6 +181,7 @@ def test_every_format_of_a_number_normalises_to_its_e164(raw):
     assert e164 == normalize_phone(unicodedata.normalize("NFKC", raw).translate({ord(s): None for s in " -.()"}))
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(
     st.one_of(

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from otp import circuit, limits, provider_calls
 from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
-from tests.conftest import PHONE
+from tests.conftest import INFOBIP_HOST, PHONE
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +80,7 @@ def test_answers_about_one_pin_never_open_the_breaker(otp_api, infobip, settings
     for _ in range(6):
         otp_api.send(first)  # a 404 closes the attempt: send a new one each time
         attempt = OtpAttempt.objects.filter(phone=first).order_by("-pk").first()
+        assert attempt is not None
         infobip.post(f"{PIN_URL}/{attempt.pin_id}/verify", status=status, json=THROTTLED)
         assert otp_api.verify("123456", first).status_code in (401, 429)
     assert circuit.state() == circuit.CLOSED
@@ -170,7 +171,11 @@ REFUSALS = {
     "401 with Infobip's error": {"status": 401, "json": ENVELOPE},
     "connection refused": {
         "body": requests.ConnectionError(
-            urllib3.exceptions.MaxRetryError(None, "/2fa/2/pin", urllib3.exceptions.NewConnectionError(None, "refused"))
+            urllib3.exceptions.MaxRetryError(
+                urllib3.HTTPSConnectionPool(INFOBIP_HOST),
+                "/2fa/2/pin",
+                urllib3.exceptions.NewConnectionError(urllib3.connection.HTTPSConnection(INFOBIP_HOST), "refused"),
+            )
         )
     },
     "connect timeout": {"body": requests.ConnectTimeout("connect")},

@@ -113,4 +113,5 @@ def test_provider_instance_is_reused(settings):
     settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider"}
     assert get_provider() is get_provider()
     settings.OTP = {"PROVIDER": "otp.providers.locmem.LocmemProvider", "PROVIDER_OPTIONS": {"pin_length": 8}}
-    assert get_provider().pin_length == 8
+    provider = get_provider()
+    assert isinstance(provider, LocmemProvider) and provider.pin_length == 8

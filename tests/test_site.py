@@ -57,27 +57,32 @@ def python(tmp_path: Path, code: str, **values: str) -> subprocess.CompletedProc
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_production_needs_a_secret_key(tmp_path):
     result = manage(tmp_path, "check")
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.slow
 def test_production_without_provider_fails_checks(tmp_path):
     result = manage(tmp_path, "check", SECRET_KEY="s" * 50)
     assert result.returncode != 0 and "otp.E001" in result.stderr
 
 
+@pytest.mark.slow
 def test_production_wsgi_refuses_to_start_with_check_errors(tmp_path):
     result = python(tmp_path, "import otpsite.wsgi", SECRET_KEY="s" * 50)
     assert result.returncode != 0 and "otp.E001" in result.stderr
 
 
+@pytest.mark.slow
 def test_development_defaults_to_console_provider(tmp_path):
     code = "import django; django.setup(); from otp.conf import otp_settings as s; print(s.PROVIDER)"
     result = python(tmp_path, code, DEBUG="1")
     assert result.stdout.strip() == "otp.providers.development.DevelopmentProvider"
 
 
+@pytest.mark.slow
 def test_infobip_is_configured_from_the_environment(tmp_path):
     code = (
         "import django; django.setup(); from otp.providers import get_provider as g; "
@@ -96,6 +101,7 @@ def test_infobip_is_configured_from_the_environment(tmp_path):
     assert result.stdout.split() == ["InfobipProvider", "https://xyz.api.infobip.com", "A1", "M1", "(3.0,", "4.0)"]
 
 
+@pytest.mark.slow
 def test_env_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / "site.env"
     env_file.write_text("DEBUG=1\nOTP_CODE_TTL_SECONDS=120\nOTP_PIN_LENGTH=8\n")
@@ -114,6 +120,7 @@ PREPARED_COUNT = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     ("values", "prepared"),
@@ -139,6 +146,7 @@ NETWORK_PARAMETERS = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     ("values", "query", "expected"),
@@ -183,6 +191,7 @@ print(connection.settings_dict["ENGINE"], old != backend_pid())
 """
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_pooled_connection_the_server_closed_is_replaced_not_failed(tmp_path, transactional_db, require_postgres):
     database = connection.settings_dict  # the test database
@@ -245,6 +254,7 @@ def dev_server(tmp_path):
         yield served
 
 
+@pytest.mark.slow
 def test_development_site_end_to_end(dev_server, tmp_path):
     base, log_path = dev_server
     sent = requests.post(base + "/send-otp", json={"phoneNumber": "+1 415 555 2671"}, timeout=5)
@@ -265,6 +275,7 @@ def test_development_site_end_to_end(dev_server, tmp_path):
     assert result.stdout.split() == ["+14155552671", "verified", "True", "1"]
 
 
+@pytest.mark.slow
 def test_development_site_serves_the_api_docs_assets(dev_server):
     base, _ = dev_server
     html = requests.get(base + "/api/docs/", timeout=5).text
@@ -278,7 +289,9 @@ def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
         monkeypatch.delenv(name)
     config = runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))
-    assert (config["workers"], config["worker_class"], config["threads"]) == (os.cpu_count() + 1, "gthread", 64)
+    cores = os.cpu_count()
+    assert cores is not None
+    assert (config["workers"], config["worker_class"], config["threads"]) == (cores + 1, "gthread", 64)
     monkeypatch.setenv("GUNICORN_WORKERS", "5")
     assert runpy.run_path(str(ROOT / "otpsite" / "gunicorn.conf.py"))["workers"] == 5
 
@@ -298,6 +311,7 @@ def admin_login(base: str, password: str, *, forwarded_for: str, username: str =
         return browser.post(base + "/admin/login/?next=/admin/", data=fields, allow_redirects=False, timeout=5)
 
 
+@pytest.mark.slow
 def test_admin_login_locks_out_an_ip_never_a_username(tmp_path):
     limits = {"OTP_TRUSTED_PROXY_COUNT": "1", "ADMIN_LOGIN_FAILURE_LIMIT": "3", "ADMIN_LOGIN_COOLOFF_SECONDS": "3600"}
     with site_server(tmp_path, **limits) as (base, _):
@@ -370,6 +384,7 @@ SETTINGS_DUMP = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "values",
     [
@@ -399,6 +414,7 @@ def test_an_empty_variable_means_its_default(tmp_path, values):
     assert empty == unset
 
 
+@pytest.mark.slow
 def test_log_format_left_empty_is_json_without_debug(tmp_path):
     code = "from django.conf import settings as s; print(s.LOGGING['handlers']['console']['formatter'])"
     result = python(tmp_path, code, SECRET_KEY="s" * 50, LOG_FORMAT="")
@@ -424,6 +440,7 @@ def example_values() -> dict[str, str]:
     return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
 
 
+@pytest.mark.slow
 def test_the_example_environment_passes_the_deploy_checks(tmp_path):
     # The example is a production template: only the secrets and the account's IDs are left to fill.
     values = example_values() | {
@@ -451,6 +468,7 @@ PRODUCTION = {
 }
 
 
+@pytest.mark.slow
 def test_production_redirects_to_https_except_health_and_sends_hsts(tmp_path):
     # SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS left to their defaults.
     values = {**PRODUCTION, "SECURE_SSL_REDIRECT": "", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https"}
@@ -464,6 +482,7 @@ def test_production_redirects_to_https_except_health_and_sends_hsts(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_plain_http_is_served_when_asked(tmp_path):
     result = python(tmp_path, HTTPS_PROBE, **PRODUCTION, SECURE_SSL_REDIRECT="0")
     assert result.returncode == 0, result.stderr
@@ -472,6 +491,7 @@ def test_plain_http_is_served_when_asked(tmp_path):
     assert "max-age" not in result.stdout
 
 
+@pytest.mark.slow
 def test_a_malformed_proxy_ssl_header_stops_the_start(tmp_path):
     result = python(
         tmp_path, "import django; django.setup()", **PRODUCTION, SECURE_PROXY_SSL_HEADER="X_FORWARDED_PROTO"

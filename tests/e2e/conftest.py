@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +56,15 @@ UNAVAILABLE = "The verification service is temporarily unavailable. Please try a
 _REDIS_CANDIDATES = (11, 10, 9, 8, 7, 6, 5, 4, 12)
 _REDIS_CLAIM_KEY = "otp-e2e:claim"
 OTP_TABLES = ("otp_otpattempt", "otp_phonestate", "otp_ratecounter")
+E2E_DIR = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``e2e``, so that ``-m "not e2e"`` leaves the real processes out."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 # -- phone numbers -----------------------------------------------------------------
@@ -666,7 +675,7 @@ class Site:
         except OSError:
             return []
 
-    def wait_workers(self, count: int, exclude: set[int] = frozenset(), seconds: float = 15) -> list[int]:
+    def wait_workers(self, count: int, exclude: Collection[int] = (), seconds: float = 15) -> list[int]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             pids = [p for p in self.workers() if p not in exclude]
@@ -827,7 +836,7 @@ def launch(
 
     def start(name: str, **values: str) -> Site:
         clean_state(e2e_database, redis_url, emulator)
-        return launch_site(tmp_path_factory.mktemp(name), e2e_database, redis_url, emulator, **values)
+        return launch_site(tmp_path_factory.mktemp(name), e2e_database, redis_url, emulator, db_port=None, **values)
 
     return start
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 import requests
@@ -28,6 +29,10 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, int(len(ordered) * 0.95) - 1)]
 
 
+#: A send's (status, code), or the name of the exception that ended it.
+SendOutcome = tuple[int, Any] | str
+
+
 class Storm:
     """CLIENTS threads sending in a loop, and probes timing /healthz and /admin/login/."""
 
@@ -36,10 +41,13 @@ class Storm:
         self.phones = phones
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.sends: Counter[object] = Counter()
+        self.sends: Counter[SendOutcome] = Counter()
         self.send_seconds: list[float] = []
         self.probes: dict[str, list[tuple[float, int]]] = {"/healthz": [], "/admin/login/": []}
         self.health_bodies: list[dict[str, object]] = []
+        #: Set by the fixture once the storm is over.
+        self.elapsed = 0.0
+        self.upstream = 0
 
     def client(self, phone: str) -> None:
         with requests.Session() as session:
@@ -47,7 +55,7 @@ class Storm:
                 started = time.monotonic()
                 try:
                     response = self.site.send(phone, session=session, timeout=15)
-                    status: object = (response.status_code, response.json().get("code"))
+                    status: SendOutcome = (response.status_code, response.json().get("code"))
                 except requests.RequestException as err:
                     status = type(err).__name__
                 with self.lock:
@@ -113,7 +121,7 @@ def probe_stats(storm, path):
 
 
 def test_bulkhead_bounds_the_upstream_and_keeps_other_pages_up(storm, measure):
-    sends = Counter()
+    sends: Counter[int | str] = Counter()
     for key, count in storm.sends.items():
         sends[key if isinstance(key, str) else key[0]] += count
     measure("storm_sends", sum(sends.values()))

@@ -38,8 +38,8 @@ def test_ipv4_clients_of_a_dual_stack_bind_keep_buckets_of_their_own(start_site,
 
 def test_a_proxy_that_sends_no_client_address_gets_a_400_and_one_warning(start_site, emulator, new_phone):
     site = start_site(OTP_TRUSTED_PROXY_COUNT="1", OTP_IP_SEND_RATE="1/15m")
-    for forwarded in ({}, {"X-Forwarded-For": "unknown"}, {"X-Forwarded-For": "198.51.100.7:port"}):
-        status, body = send_from("127.0.0.1", site.port, new_phone(), **forwarded)
+    for headers in ({}, {"X-Forwarded-For": "unknown"}, {"X-Forwarded-For": "198.51.100.7:port"}):
+        status, body = send_from("127.0.0.1", site.port, new_phone(), **headers)
         assert status == 400
         assert body == {"error": "The X-Forwarded-For header is missing or malformed.", "code": "invalid_forwarded_for"}
     assert emulator.calls("send") == 0

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from tests.e2e.conftest import assert_no_dead_connection_used, assert_unavailable, wait_until_serving
 
@@ -56,7 +57,7 @@ def test_database_lost_after_the_provider_accepted_logs_an_orphan(
     site = start_site(db_port=pg_proxy.port, DATABASE_POOL_TIMEOUT=str(POOL_TIMEOUT), INFOBIP_READ_TIMEOUT="3")
     phone = new_phone()
     emulator.latency(1000, route="send")
-    result = {}
+    result: dict[str, requests.Response] = {}
     sender = threading.Thread(target=lambda: result.setdefault("r", site.send(phone, request_id="e2e-orphan")))
     sender.start()
     deadline = time.monotonic() + 5

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from tests.e2e.conftest import assert_unavailable
 
@@ -190,7 +191,7 @@ def test_circuit_opens_fails_fast_and_one_probe_closes_it(site, emulator, e2e_da
 
     # Four sends at once: exactly one probe reaches the provider.
     probes = phones[CIRCUIT_FAILURES + 1 : CIRCUIT_FAILURES + 5]
-    results = {}
+    results: dict[str, requests.Response] = {}
     threads = [threading.Thread(target=lambda p=p: results.__setitem__(p, site.send(p))) for p in probes]
     for thread in threads:
         thread.start()
