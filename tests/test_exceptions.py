@@ -12,7 +12,7 @@ from django.utils import translation
 from otp import exceptions, parsers, tokens
 from otp.responses import otp_exception_handler
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+HTTP_API = Path(__file__).resolve().parents[1] / "docs" / "http-api.md"
 
 EXCEPTION_CLASSES = sorted(
     (
@@ -39,8 +39,8 @@ MESSAGES = {
 
 
 def documented_answers() -> set[tuple[int, str]]:
-    """The (status, code) pairs of the README's "Error codes" table."""
-    section = README.read_text().split("\n## Error codes\n", 1)[1].split("\n## ", 1)[0]
+    """The (status, code) pairs of the HTTP API page's "Error codes" table."""
+    section = HTTP_API.read_text().split("\n## Error codes\n", 1)[1].split("\n## ", 1)[0]
     pairs: set[tuple[int, str]] = set()
     for row in re.findall(r"^\| ([0-9 /]+) \| (.+?) \|", section, flags=re.MULTILINE):
         statuses = [int(s) for s in row[0].split("/")]
