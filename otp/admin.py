@@ -28,9 +28,9 @@ from django.utils.translation import ngettext
 from otp.conf import otp_settings
 from otp.exceptions import InvalidPhoneNumber
 from otp.models import AttemptStatus, OtpAttempt
-from otp.phones import normalize_phone
 from otp.redaction import mask_phone
 from otp.services import invalidate_attempts
+from otp.validators.phones import normalize_phone
 
 
 class EstimatedCountPaginator(Paginator):

@@ -15,22 +15,12 @@ from typing import Any
 from django.db import connection, transaction
 
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
+from otp.sql import db_time as _time
+from otp.sql import execute
 
 _T = OtpAttempt._meta.db_table
 _P = PhoneState._meta.db_table
 PENDING, SENDING = AttemptStatus.PENDING.value, AttemptStatus.SENDING.value
-
-
-def _time(value: datetime) -> Any:
-    """A datetime as the backend stores it (naive UTC text on SQLite)."""
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def execute(sql: str, params: list[Any]) -> Any:
-    """Run one statement; its first row if it returns rows, else the number of rows it changed."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() if cursor.description else cursor.rowcount
 
 
 def insert_attempt(

@@ -17,9 +17,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from otp import attempt_sql, events, limits, provider_calls, signals, verify_timing
+from otp import attempt_sql, events, signals, verify_timing
 from otp.conf import otp_settings
-from otp.destinations import check_destination
 from otp.exceptions import (
     BudgetExhausted,
     DestinationNotAllowed,
@@ -31,13 +30,16 @@ from otp.exceptions import (
     SendRejected,
     VerificationFailed,
 )
+from otp.limits import clock, counters, phone_state
+from otp.limits.destinations import check_destination
 from otp.models import AttemptStatus, OtpAttempt
-from otp.phones import normalize_phone
-from otp.pins import validate_pin
-from otp.provider_calls import call_provider
+from otp.providers import calls as provider_calls
 from otp.providers import get_provider
 from otp.providers.base import NO_MORE_PIN_ATTEMPTS, SMS, TTL_EXPIRED, SendResult
-from otp.purposes import validate_channel, validate_purpose
+from otp.providers.calls import call_provider
+from otp.validators.phones import normalize_phone
+from otp.validators.pins import validate_pin
+from otp.validators.purposes import validate_channel, validate_purpose
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
 
     owner = _user_or_none(user)
 
-    def create_attempt(state: limits.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt:
+    def create_attempt(state: phone_state.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt:
         now = timezone.now()
         fields: dict[str, Any] = {
             "phone": phone,
@@ -98,9 +100,9 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
             "created_at": now,
             "expires_at": now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
         }
-        pk = attempt_sql.insert_attempt(**fields, claim=limits.send_claim(state, sends, seconds))
+        pk = attempt_sql.insert_attempt(**fields, claim=phone_state.send_claim(state, sends, seconds))
         if pk is None:
-            raise limits.PhoneStateChanged()
+            raise phone_state.PhoneStateChanged()
         return OtpAttempt(pk=pk, status=AttemptStatus.SENDING, **fields)
 
     attempt, counted, sent_at = _within_send_limits(phone, region, purpose, create_attempt)
@@ -142,7 +144,7 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     return attempt
 
 
-def _send_failed(phone: str, operation: str, err: ProviderError, sent_at: int, counted: limits.Counted) -> None:
+def _send_failed(phone: str, operation: str, err: ProviderError, sent_at: int, counted: counters.Counted) -> None:
     """Account for a send or resend the provider did not take.
 
     A throttled phone waits out the provider's ``Retry-After``. A send the
@@ -152,13 +154,13 @@ def _send_failed(phone: str, operation: str, err: ProviderError, sent_at: int, c
     counted, as the SMS may be out.
     """
     if isinstance(err, ProviderRateLimited):
-        err.retry_after = limits.coarse(err.retry_after or limits.RETRY_AFTER_STEP)
-        limits.hold_sends(phone, limits.now_seconds() + err.retry_after)
+        err.retry_after = clock.coarse(err.retry_after or clock.RETRY_AFTER_STEP)
+        phone_state.hold_sends(phone, clock.now_seconds() + err.retry_after)
         provider_calls.note_throttled(phone, operation, err.retry_after)
     else:
         _log_provider_error(operation, phone, err)
     if err.nothing_sent:
-        limits.refund_send(phone, sent_at, counted)
+        counters.refund_send(phone, sent_at, counted)
 
 
 def _announce_sent(attempt: OtpAttempt, channel: str, *, resend: bool) -> None:
@@ -188,7 +190,7 @@ def _mark_failed(attempt: Any) -> None:
 _CLAIM_TRIES = 16
 
 
-def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> tuple[Any, limits.Counted, int]:
+def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> tuple[Any, counters.Counted, int]:
     """Count the send against every limit, then ``reserve(state, sends, now)`` it for the phone.
 
     The shared counters (prefix, country, budget) are counted first, by one
@@ -202,19 +204,19 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
     and leaves no row.
 
     :returns: what ``reserve`` returned, what was counted and the send's time
-        (for :func:`limits.refund_send`).
+        (for :func:`counters.refund_send`).
     """
     try:
-        now = limits.now_seconds()
-        counted, state = limits.count_send(limits.send_counters(phone, region), now, phone)
+        now = clock.now_seconds()
+        counted, state = counters.count_send(counters.send_counters(phone, region), now, phone)
         reserved = None
         try:
             reserved = _reserve_for_phone(state, now, reserve)
         finally:
             if reserved is None:
-                limits.uncount_send(counted)
+                counters.uncount_send(counted)
         return reserved, counted, now
-    except limits.VelocityTripped as err:
+    except counters.VelocityTripped as err:
         events.log_event(
             events.SEND_BLOCKED,
             phone=phone,
@@ -234,16 +236,16 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
         raise
 
 
-def _reserve_for_phone(state: limits.PhoneLimits, now: int, reserve: Any) -> Any:
+def _reserve_for_phone(state: phone_state.PhoneLimits, now: int, reserve: Any) -> Any:
     """``reserve`` the send on the phone's ``state``, reading the state again while parallel sends change it."""
     for tries in range(_CLAIM_TRIES):
         if tries:
-            state = limits.read_phone(state.phone)
+            state = phone_state.read_phone(state.phone)
         try:
-            return reserve(state, limits.check_send_allowed(state, now), now)
-        except limits.PhoneStateChanged:
+            return reserve(state, phone_state.check_send_allowed(state, now), now)
+        except phone_state.PhoneStateChanged:
             continue
-    raise RateLimited("parallel sends for this phone", retry_after=limits.RETRY_AFTER_STEP)
+    raise RateLimited("parallel sends for this phone", retry_after=clock.RETRY_AFTER_STEP)
 
 
 def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
@@ -272,7 +274,7 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
     phone, region = _checked_destination(phone, purpose)
     now = timezone.now()
 
-    def live_attempt(state: limits.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt | None:
+    def live_attempt(state: phone_state.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt | None:
         attempt = (
             OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
             .exclude(pin_id=None)
@@ -281,7 +283,7 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
             .first()
         )
         if attempt is not None:
-            limits.record_send(state, sends, seconds)
+            phone_state.record_send(state, sends, seconds)
         return attempt
 
     attempt, counted, sent_at = _within_send_limits(phone, region, purpose, live_attempt)
@@ -349,7 +351,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
     pin = validate_pin(pin, otp_settings.PIN_LENGTH)
     purpose = validate_purpose(purpose)
     now = timezone.now()
-    seconds = limits.now_seconds()
+    seconds = clock.now_seconds()
     max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
     attempt = attempt_sql.claim_verify_slot(phone, purpose, now, seconds, max_attempts)
     if attempt is None or not attempt.pin_id:
@@ -358,7 +360,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
     if attempt.locked_until > seconds:
         events.log_event(events.RATE_LIMITED, phone=phone, scope="phone_lockout")
         raise RateLimited(
-            "phone locked after failed verifications", retry_after=limits.coarse(attempt.locked_until - seconds)
+            "phone locked after failed verifications", retry_after=clock.coarse(attempt.locked_until - seconds)
         )
     if attempt.expired:
         attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
@@ -382,7 +384,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
         # slot is handed back: the provider checked no PIN, so the client is
         # told to wait (429), where a throttled send is the site failing (503).
         OtpAttempt.objects.filter(pk=attempt.pk, failed_verifies__gt=0).update(failed_verifies=F("failed_verifies") - 1)
-        retry_after = limits.coarse(err.retry_after or limits.RETRY_AFTER_STEP)
+        retry_after = clock.coarse(err.retry_after or clock.RETRY_AFTER_STEP)
         provider_calls.note_throttled(phone, "verify", retry_after)
         raise RateLimited("provider throttled verifies of this phone", retry_after=retry_after) from err
     except ProviderError as err:
@@ -394,7 +396,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
             OtpAttempt(pk=attempt.pk, phone=phone, purpose=purpose, pin_id=pin_id, user_id=attempt.user_id)
         )
         if attempt.phone_failures:
-            limits.reset_verify_failures(phone)
+            phone_state.reset_verify_failures(phone)
         events.log_event(events.VERIFY_SUCCESS, phone=phone, attempt=attempt.pk)
         return verified
 
@@ -404,7 +406,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
         closing = AttemptStatus.EXHAUSTED
     if closing is not None:
         attempt_sql.close_pending(attempt.pk, closing)
-    limits.record_verify_failure(phone, seconds)
+    phone_state.record_verify_failure(phone, seconds)
     _verify_failed(phone, purpose, (result.pin_error or "not_verified").lower())
 
 

@@ -140,11 +140,11 @@ def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_lim
     Every send counts against the same hourly, daily and country rows; held
     until the send commits, they made all sends of a site wait for each other.
     """
-    from otp import limits
+    from otp.limits import counters as shared_counters
     from otp.models import RateCounter
 
     inside, release = threading.Event(), threading.Event()
-    count_send = limits.count_send
+    count_send = shared_counters.count_send
 
     def counted_then_held(counters: Any, now: int, phone: str) -> Any:
         counted = count_send(counters, now, phone)
@@ -153,7 +153,7 @@ def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_lim
             release.wait(timeout=10)
         return counted
 
-    monkeypatch.setattr(limits, "count_send", counted_then_held)
+    monkeypatch.setattr(shared_counters, "count_send", counted_then_held)
 
     def send_then_close() -> None:
         services.send_code(PHONE)

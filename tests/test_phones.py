@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from otp import phones, services
+from otp import services
 from otp.exceptions import InvalidPhoneNumber
 from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
-from otp.phones import normalize_phone
+from otp.validators import phones
+from otp.validators.phones import normalize_phone
 from tests.conftest import PHONE
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")

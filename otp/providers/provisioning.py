@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otp.conf import otp_settings
-from otp.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 from otp.providers.infobip import InfobipProvider
 from otp.providers.infobip_management import InfobipManagementClient, NotFound
+from otp.providers.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 
 DEFAULT_NAME = "django-otp"
 DEFAULT_MESSAGE_TEXT = "Your verification code is {{pin}}"
