@@ -34,6 +34,7 @@ def test_an_insert_writes_every_field_of_the_model_as_given():
         resends=3,
     )
     pk = attempt_sql.insert_attempt(given)
+    assert pk is not None
 
     stored = OtpAttempt.objects.get(pk=pk)
     fields = [f.attname for f in OtpAttempt._meta.concrete_fields if not f.primary_key]
@@ -42,7 +43,7 @@ def test_an_insert_writes_every_field_of_the_model_as_given():
 
 def test_an_insert_behind_a_claim_that_writes_nothing_inserts_nothing():
     attempt = OtpAttempt(phone=PHONE, expires_at=timezone.now() + timedelta(minutes=5))
-    never = (f"UPDATE {attempt_sql._T} SET status = status WHERE 1 = 0", [])  # noqa: S608
+    never: tuple[str, list[object]] = (f"UPDATE {attempt_sql._T} SET status = status WHERE 1 = 0", [])  # noqa: S608
 
     assert attempt_sql.insert_attempt(attempt, claim=never) is None
     assert not OtpAttempt.objects.exists()
@@ -56,5 +57,7 @@ def test_verify_slots_used_keeps_its_column_and_its_migration_runs_no_sql():
 
     out = io.StringIO()
     call_command("sqlmigrate", "otp", "0006", stdout=out)
-    statements = [line for line in out.getvalue().splitlines() if line and not line.startswith(("--", "BEGIN", "COMMIT"))]
+    statements = [
+        line for line in out.getvalue().splitlines() if line and not line.startswith(("--", "BEGIN", "COMMIT"))
+    ]
     assert statements == []
