@@ -286,6 +286,7 @@ OTP: dict[str, Any] = {
     "DEFAULT_REGION": setting("OTP_DEFAULT_REGION", "") or None,
     "MAX_REQUEST_BYTES": setting("OTP_MAX_REQUEST_BYTES", 1024, env.int),
     "RETENTION_DAYS": setting("OTP_RETENTION_DAYS", 30, env.int),
+    "WEBOTP_DOMAIN": setting("OTP_WEBOTP_DOMAIN", "") or None,
 }
 # Limits: each OTP_<NAME> variable overrides the app default; "off" switches
 # a limit off (see the settings reference).
