@@ -274,6 +274,7 @@ OTP: dict[str, Any] = {
             "base_url": setting("INFOBIP_BASE_URL", ""),
             "application_id": setting("INFOBIP_2FA_APP_ID", ""),
             "message_id": setting("INFOBIP_2FA_MSG_ID", ""),
+            "voice_message_id": setting("INFOBIP_2FA_VOICE_MSG_ID", ""),
             "connect_timeout": setting("INFOBIP_CONNECT_TIMEOUT", 3.0, env.float),
             "read_timeout": setting("INFOBIP_READ_TIMEOUT", 10.0, env.float),
         }

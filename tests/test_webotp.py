@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
 import pytest
 
-from otp import webotp
-from otp.checks import check_webotp_domain
+from otp import services, webotp
+from otp.checks import check_provider, check_webotp_domain
 from otp.conf import otp_settings
+from otp.models import AttemptStatus, OtpAttempt
 from otp.providers.development import DevelopmentProvider
+from otp.providers.infobip import InfobipProvider
 from otp.providers.locmem import LocmemProvider
-from tests.conftest import INFOBIP_BASE, PHONE
+from tests.conftest import INFOBIP_BASE, INFOBIP_OPTIONS, PHONE, infobip_http
 
 INFOBIP = "otp.providers.infobip.InfobipProvider"
 PIN_URL = f"{INFOBIP_BASE}/2fa/2/pin"
@@ -70,6 +73,50 @@ def test_the_origin_line_helpers():
     assert webotp.origin_lines("a\n @x.example #1 @y.example\nb @x #1") == [" @x.example #1 @y.example"]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({}, True),
+        ({"CHANNELS": ("sms",)}, False),
+        ({"PROVIDER_OPTIONS": {**INFOBIP_OPTIONS, "voice_message_id": "VOICE-1"}}, False),
+        ({"WEBOTP_DOMAIN": None}, False),
+    ],
+)
+def test_voice_without_a_voice_template_is_warned(settings, overrides, warned):
+    settings.OTP = {
+        "PROVIDER": INFOBIP,
+        "PROVIDER_OPTIONS": dict(INFOBIP_OPTIONS),
+        "WEBOTP_DOMAIN": "example.com",
+        **overrides,
+    }
+    messages = check_provider()
+    assert [m.id for m in messages] == (["otp.W015"] if warned else [])
+    if warned:
+        assert "text-to-speech reads out" in messages[0].msg and "INFOBIP_2FA_VOICE_MSG_ID" in str(messages[0].hint)
+
+
+# -- the Infobip provider -----------------------------------------------------------
+
+
+def test_infobip_calls_use_the_voice_template_and_sms_the_sms_one():
+    provider = InfobipProvider(**INFOBIP_OPTIONS, voice_message_id="VOICE-1")
+    with infobip_http() as http:
+        http.post(PIN_URL, json={"pinId": "P1", "smsStatus": "MESSAGE_SENT"})
+        http.post(f"{PIN_URL}/voice", json={"pinId": "P2", "callStatus": "PENDING_ACCEPTED"})
+        provider.send(PHONE)
+        provider.send(PHONE, channel="voice")
+        bodies = [json.loads(call.request.body or "") for call in http.calls]
+    assert [body["messageId"] for body in bodies] == ["MSG-ID-1", "VOICE-1"]
+
+
+def test_infobip_calls_read_the_sms_template_without_a_voice_one():
+    provider = InfobipProvider(**INFOBIP_OPTIONS)
+    with infobip_http() as http:
+        http.post(f"{PIN_URL}/voice", json={"pinId": "P2", "callStatus": "PENDING_ACCEPTED"})
+        provider.send(PHONE, channel="voice")
+        assert json.loads(http.calls[0].request.body or "")["messageId"] == "MSG-ID-1"
+
+
 # -- the simulated providers ----------------------------------------------------------
 
 
@@ -96,3 +143,43 @@ def test_the_console_shows_the_origin_line(settings, domain, caplog):
     last = webotp.last_line(record.getMessage())
     assert re.fullmatch(r"@example\.com #\d{6}", last)
     assert provider.verify(pin_id, last.split("#")[1]).verified is True
+
+
+# -- resending by the other channel -----------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("first", "then"), [("sms", "voice"), ("voice", "sms")])
+def test_a_resend_by_the_other_channel_is_a_new_pin(outbox, domain, first, then):
+    old = services.send_code(PHONE, channel=first)
+    new = services.resend_code(PHONE, channel=then)
+    assert new.pk != old.pk and new.channel == then
+    assert [m.channel for m in outbox] == [first, then] and outbox[0].pin_id != outbox[1].pin_id
+    assert OtpAttempt.objects.get(pk=old.pk).status == AttemptStatus.SUPERSEDED
+    assert (webotp.origin_lines(outbox[-1].text) != []) == (then == "sms")
+    assert services.verify_code(PHONE, outbox[1].pin).pk == new.pk
+
+
+@pytest.mark.django_db
+def test_a_resend_by_the_same_channel_keeps_the_pin(outbox, domain):
+    attempt = services.send_code(PHONE)
+    assert services.resend_code(PHONE).pk == attempt.pk
+    assert outbox[0].pin_id == outbox[1].pin_id and outbox[1].text == outbox[0].text
+
+
+@pytest.mark.django_db
+def test_without_the_setting_a_call_reads_out_the_sms_pin(outbox):
+    attempt = services.send_code(PHONE)
+    assert services.resend_code(PHONE, channel="voice").pk == attempt.pk
+    assert outbox[1].channel == "voice" and outbox[0].pin_id == outbox[1].pin_id
+
+
+@pytest.mark.django_db
+def test_a_voice_resend_of_an_sms_pin_never_reaches_infobips_resend(infobip, domain, settings):
+    settings.OTP["PROVIDER_OPTIONS"]["voice_message_id"] = "VOICE-1"
+    infobip.post(PIN_URL, json={"pinId": "P1", "smsStatus": "MESSAGE_SENT"})
+    infobip.post(f"{PIN_URL}/voice", json={"pinId": "P2", "callStatus": "PENDING_ACCEPTED"})
+    services.send_code(PHONE)
+    assert services.resend_code(PHONE, channel="voice").pin_id == "P2"
+    assert [call.request.url for call in infobip.calls] == [PIN_URL, f"{PIN_URL}/voice"]
+    assert json.loads(infobip.calls[1].request.body)["messageId"] == "VOICE-1"
