@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from otp import services, webotp
 from otp.checks import check_provider, check_webotp_domain
 from otp.conf import otp_settings
+from otp.emulator import running_emulator
 from otp.models import AttemptStatus, OtpAttempt
 from otp.providers.development import DevelopmentProvider
 from otp.providers.infobip import InfobipProvider
@@ -183,3 +186,49 @@ def test_a_voice_resend_of_an_sms_pin_never_reaches_infobips_resend(infobip, dom
     assert services.resend_code(PHONE, channel="voice").pin_id == "P2"
     assert [call.request.url for call in infobip.calls] == [PIN_URL, f"{PIN_URL}/voice"]
     assert json.loads(infobip.calls[1].request.body)["messageId"] == "VOICE-1"
+
+
+# -- provisioning, sending and verifying through the emulator ----------------------------
+
+EMULATOR_KEY = "webotp-emulator-key"
+
+
+@pytest.mark.django_db
+def test_provisioned_sms_end_with_the_origin_line_and_that_code_verifies(settings, otp_api, tmp_path):
+    settings.OTP = {
+        **settings.OTP,
+        "PROVIDER": INFOBIP,
+        "PROVIDER_OPTIONS": {"api_key": EMULATOR_KEY, "base_url": "unused.example"},
+        "WEBOTP_DOMAIN": "example.com",
+    }
+    env = tmp_path / ".env"
+    with running_emulator(api_key=EMULATOR_KEY) as server:
+        out = StringIO()
+        call_command("otp_provision", "--base-url", server.base_url, "--write-env", str(env), stdout=out)
+        ids = dict(line.split("=", 1) for line in env.read_text().splitlines())
+        assert set(ids) == {"INFOBIP_2FA_APP_ID", "INFOBIP_2FA_MSG_ID", "INFOBIP_2FA_VOICE_MSG_ID"}
+        call_command("otp_provision", "--base-url", server.base_url, "--check", stdout=StringIO())
+        settings.OTP["PROVIDER_OPTIONS"] = {
+            "api_key": EMULATOR_KEY,
+            "base_url": server.base_url,
+            "application_id": ids["INFOBIP_2FA_APP_ID"],
+            "message_id": ids["INFOBIP_2FA_MSG_ID"],
+            "voice_message_id": ids["INFOBIP_2FA_VOICE_MSG_ID"],
+        }
+        assert check_provider() == []
+
+        assert otp_api.send().status_code == 200
+        sms = server.emulator.last_pin(PHONE)
+        assert sms is not None and sms.channel == "sms"
+        assert sms.text.splitlines()[0] == "Your verification code is below."
+        last = webotp.last_line(sms.text)
+        assert last == f"@example.com #{sms.pin}"
+        # What a browser does: take the code from the last line, for this host only.
+        match = re.fullmatch(r"@(\S+) #(\S+)", last)
+        assert match is not None and match[1] == "example.com"
+        assert otp_api.verify(match[2]).status_code == 200
+
+        assert otp_api.post("/send-otp", {"phoneNumber": PHONE, "channel": "voice"}).status_code == 200
+        call = server.emulator.last_pin(PHONE)
+        assert call is not None and call.message_id == ids["INFOBIP_2FA_VOICE_MSG_ID"]
+        assert call.text == f"Your verification code is {call.pin}"
