@@ -43,12 +43,12 @@ from load import RAISED_LIMITS, Phones  # noqa: E402
 # (module, attribute path, label): the parts --attribute charges.
 PARTS = (
     ("django.core.handlers.wsgi", "WSGIHandler.__call__", "Django + DRF + middleware (the rest)"),
-    ("otp.views", "OtpAPIView.validated", "input and IP limit glue"),
+    ("otp.api.views", "OtpAPIView.validated", "input and IP limit glue"),
     ("rest_framework.serializers", "Serializer.is_valid", "serializer"),
     ("otp.cache", "RedisCache.count", "Redis: IP limit count"),
-    ("otp.circuit", "before_call", "circuit breaker check"),
-    ("otp.views", "SendCodeView.post", "send view and service (the rest)"),
-    ("otp.views", "VerifyCodeView.post", "verify view and service (the rest)"),
+    ("otp.providers.circuit", "before_call", "circuit breaker check"),
+    ("otp.api.views", "SendCodeView.post", "send view and service (the rest)"),
+    ("otp.api.views", "VerifyCodeView.post", "verify view and service (the rest)"),
     ("django.db.backends.utils", "CursorWrapper.execute", "SQL statements"),
     ("django.db.backends.base.base", "BaseDatabaseWrapper.commit", "SQL commit"),
     ("django.db.backends.base.base", "BaseDatabaseWrapper.connect", "pool check-out"),

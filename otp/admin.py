@@ -28,9 +28,9 @@ from django.utils.translation import ngettext
 from otp.conf import otp_settings
 from otp.exceptions import InvalidPhoneNumber
 from otp.models import AttemptStatus, OtpAttempt
-from otp.phones import normalize_phone
 from otp.redaction import mask_phone
 from otp.services import invalidate_attempts
+from otp.validators.phones import normalize_phone
 
 
 class EstimatedCountPaginator(Paginator):
@@ -83,7 +83,7 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         "created_at",
         "expires_at",
         "verified_at",
-        "failed_verifies",
+        "verify_slots_used",
         "user",
     )
     list_filter = ("status", "created_at")
@@ -95,7 +95,7 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         "status",
         "channel",
         "provider",
-        "failed_verifies",
+        "verify_slots_used",
         "resends",
         "user",
         "created_at",

@@ -9,7 +9,7 @@ second unless configured otherwise.
 ``incr`` is one round trip (a server-side script) instead of Django's two
 (``EXISTS`` then ``INCRBY``), and ``count`` adds one to a counter that it
 creates with an expiry when missing, also in one round trip (the IP limits'
-fixed windows, see :mod:`otp.iplimits`). Both run on one redis-py client per
+fixed windows, see :mod:`otp.limits.ip`). Both run on one redis-py client per
 pool, made with redis-py's public API; every other operation is Django's own.
 
     CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": "redis://..."}}

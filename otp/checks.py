@@ -22,8 +22,8 @@ from otp.conf import DEFAULTS, MAX_CODE_TTL_SECONDS, otp_settings
 from otp.exceptions import OtpConfigurationError
 from otp.providers import load_provider_class
 from otp.providers.base import SMS, VOICE
-from otp.purposes import is_slug
-from otp.webotp import host_problem
+from otp.providers.webotp import host_problem
+from otp.validators.purposes import is_slug
 
 # django-ratelimit's rate grammar: count "/" optional multiplier and unit.
 _RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")

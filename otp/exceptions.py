@@ -1,6 +1,6 @@
 """The app's exception tree, and what a client is told about each error.
 
-Services raise these; the API layer (:func:`otp.responses.otp_exception_handler`)
+Services raise these; the API layer (:func:`otp.api.responses.otp_exception_handler`)
 answers each with the class's ``http_status``, ``code`` and public message
 (:meth:`HttpAnswer.public_message`), never the exception's own text, except
 for malformed input, whose message says what to fix. Nothing here imports
@@ -9,11 +9,11 @@ DRF: the services stay free of it. Configuration errors subclass
 catches them by accident.
 
 Two exceptions live where they are used, as control flow inside the limits:
-``otp.limits.PhoneStateChanged`` (a parallel send changed the phone's row; the
-service reads it again and never lets it out) and ``otp.limits.VelocityTripped``
+``otp.limits.phone_state.PhoneStateChanged`` (a parallel send changed the phone's row; the
+service reads it again and never lets it out) and ``otp.limits.counters.VelocityTripped``
 (a ``RateLimited`` that carries the limits' counter so that the block is stored;
 a client sees its base class's answer). The operator's tools keep theirs, as
-no request meets them: ``otp.provisioning.ProvisioningError`` (the provisioning
+no request meets them: ``otp.providers.provisioning.ProvisioningError`` (the provisioning
 commands), ``otp.providers.infobip.InvalidBaseUrl`` (the options' check) and
 the emulator's own.
 """
@@ -176,7 +176,7 @@ class SendRejected(OtpError):
 class InvalidToken(OtpError):
     """A verificationToken is malformed, forged, expired, already used or for another purpose.
 
-    It has no answer of its own: :class:`otp.permissions.PhoneVerified` turns
+    It has no answer of its own: :class:`otp.api.permissions.PhoneVerified` turns
     it into DRF's 403, and a site's view that reads tokens decides its own.
     """
 

@@ -23,8 +23,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from otp import circuit
 from otp.conf import otp_settings
+from otp.providers import circuit
 
 logger = logging.getLogger(__name__)
 OK, ERROR = "ok", "error"

@@ -20,10 +20,12 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from otp.conf import otp_settings
-from otp.limits import DAY, idle_counters, parse_sends
+from otp.limits.clock import DAY
+from otp.limits.counters import idle_counters
+from otp.limits.phone_state import parse_sends
 from otp.models import OtpAttempt, PhoneState, VerificationTokenUse
-from otp.phones import normalize_phone
 from otp.redaction import mask_phone
+from otp.validators.phones import normalize_phone
 
 logger = logging.getLogger(__name__)
 

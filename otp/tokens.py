@@ -3,7 +3,7 @@
 A successful verify returns ``verificationToken``: the phone, the purpose and
 a random id, signed with Django's signing framework (``SECRET_KEY``) under a
 salt of its own and timestamped. Another view accepts it as proof with
-:class:`otp.permissions.PhoneVerified` or :func:`read_token`.
+:class:`otp.api.permissions.PhoneVerified` or :func:`read_token`.
 
 A token is accepted once: its use is recorded under its id (a unique row of
 ``VerificationTokenUse``), so of two parallel uses exactly one wins and anyone

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from otp import views
+from otp.api import views
 
 app_name = "otp"
 

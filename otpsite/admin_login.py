@@ -8,9 +8,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext_lazy as _
 
-from otp.client_ip import IPV6_PREFIX, client_ip
+from otp.api.responses import error_body
 from otp.exceptions import InvalidInput
-from otp.responses import error_body
+from otp.limits.client_ip import IPV6_PREFIX, client_ip
 
 # Where the client cannot be told (a malformed X-Forwarded-For, no address):
 # every such request shares this one bucket, so an unreadable header neither

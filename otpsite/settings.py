@@ -165,7 +165,7 @@ if DEBUG and not REDIS_URL:
 # -- The admin login (django-axes) -------------------------------------------------
 # Failures count per client address and per (address, username), never per
 # username alone: anyone could lock a known admin out. The address is the one
-# the app's limits use (otp.client_ip, honouring OTP_TRUSTED_PROXY_COUNT).
+# the app's limits use (otp.limits.client_ip, honouring OTP_TRUSTED_PROXY_COUNT).
 AXES_LOCKOUT_PARAMETERS = ["ip_address", ["ip_address", "username"]]
 AXES_CLIENT_IP_CALLABLE = "otpsite.admin_login.lockout_address"
 AXES_FAILURE_LIMIT = setting("ADMIN_LOGIN_FAILURE_LIMIT", 5, env.int)
@@ -222,7 +222,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "otp.openapi.strip_trailing_slashes",
+        "otp.api.openapi.strip_trailing_slashes",
     ],
 }
 

@@ -19,7 +19,7 @@ urlpatterns = [
 ]
 
 # Django's own error pages answer JSON with "error", like the API.
-handler400 = "otp.responses.handler400"
-handler403 = "otp.responses.handler403"
-handler404 = "otp.responses.handler404"
-handler500 = "otp.responses.handler500"
+handler400 = "otp.api.responses.handler400"
+handler403 = "otp.api.responses.handler403"
+handler404 = "otp.api.responses.handler404"
+handler500 = "otp.api.responses.handler500"

@@ -29,7 +29,10 @@ INSTALLED_APPS = [
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "otp.openapi.strip_trailing_slashes"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "otp.api.openapi.strip_trailing_slashes",
+    ],
 }
 MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",

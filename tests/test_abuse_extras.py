@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from otp import services, verify_timing
-from otp.conversion import conversion_report
+from otp.limits.conversion import conversion_report
 from otp.models import AttemptStatus, OtpAttempt
 from tests.conftest import PHONE
 

@@ -116,8 +116,8 @@ def test_the_ip_limit_counts_each_request_in_one_round_trip_under_its_documented
     import time_machine
     from django.core.cache import caches
 
-    from otp import iplimits
     from otp.exceptions import RateLimited
+    from otp.limits import ip as iplimits
 
     settings.CACHES = {"default": {"BACKEND": "otp.cache.RedisCache", "LOCATION": URL, "KEY_PREFIX": "otp-cache-test"}}
     settings.OTP = {**settings.OTP, "IP_SEND_RATE": "4/m"}

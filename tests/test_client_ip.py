@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
-from otp import client_ip as client_ip_module
 from otp import events
-from otp.client_ip import client_ip, ip_bucket
 from otp.exceptions import InvalidForwardedFor
+from otp.limits import client_ip as client_ip_module
+from otp.limits.client_ip import client_ip, ip_bucket
 from otp.models import OtpAttempt, PhoneState, RateCounter
 from tests.conftest import PHONE
 from tests.test_limits import assert_limited, phones
@@ -171,7 +171,7 @@ def test_bad_forwarded_for_on_verify_counts_no_failure(otp_api, outbox, proxies,
     for _ in range(3):
         response = otp_api.post("/verify-otp", {"phoneNumber": PHONE, "pin": wrong}, REMOTE_ADDR=PROXY)
         assert_refused(response)
-    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert OtpAttempt.objects.get().verify_slots_used == 0
     pin = outbox[0].pin
     response = otp_api.post(
         "/verify-otp", {"phoneNumber": PHONE, "pin": pin}, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=PROXY
@@ -235,7 +235,7 @@ def test_the_error_is_translated(otp_api, proxies, fresh_misconfiguration_log):
 
 
 def test_the_ip_limit_refuses_a_bad_header_as_bad_input_not_as_a_cache_failure(proxies, fresh_misconfiguration_log):
-    from otp import iplimits
+    from otp.limits import ip as iplimits
 
     proxies(count=1)
     with pytest.raises(InvalidForwardedFor):

@@ -85,7 +85,7 @@ def test_parallel_wrong_guesses_never_exceed_the_cap(infobip):
     verify_calls = [c for c in infobip.calls if c.request.url.endswith("/verify")]
     assert len(verify_calls) == 5
     row = OtpAttempt.objects.get()
-    assert row.failed_verifies == 5 and row.status == AttemptStatus.EXHAUSTED
+    assert row.verify_slots_used == 5 and row.status == AttemptStatus.EXHAUSTED
 
 
 def test_parallel_sends_leave_exactly_one_pending(outbox):
@@ -140,11 +140,11 @@ def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_lim
     Every send counts against the same hourly, daily and country rows; held
     until the send commits, they made all sends of a site wait for each other.
     """
-    from otp import limits
+    from otp.limits import counters as shared_counters
     from otp.models import RateCounter
 
     inside, release = threading.Event(), threading.Event()
-    count_send = limits.count_send
+    count_send = shared_counters.count_send
 
     def counted_then_held(counters: Any, now: int, phone: str) -> Any:
         counted = count_send(counters, now, phone)
@@ -153,7 +153,7 @@ def test_a_send_holds_no_shared_budget_row_after_counting(outbox, production_lim
             release.wait(timeout=10)
         return counted
 
-    monkeypatch.setattr(limits, "count_send", counted_then_held)
+    monkeypatch.setattr(shared_counters, "count_send", counted_then_held)
 
     def send_then_close() -> None:
         services.send_code(PHONE)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from django.utils import translation
 
-from otp import exceptions, parsers, tokens
-from otp.responses import otp_exception_handler
+from otp import exceptions, tokens
+from otp.api import parsers
+from otp.api.responses import otp_exception_handler
 
 HTTP_API = Path(__file__).resolve().parents[1] / "docs" / "http-api.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import OperationalError, connection
 
-from otp import circuit
+from otp.providers import circuit
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from otp.iplimits import parse_rate
+from otp.limits.ip import parse_rate
 from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
 from tests.conftest import PHONE
 
@@ -492,12 +492,12 @@ def test_request_id_is_echoed_or_made(otp_api, outbox, limits):
 
 def test_a_send_that_read_a_stale_phone_state_reads_it_again(otp_api, outbox, limits, monkeypatch):
     """Compare and swap: a send whose phone changed since it read it cannot record itself on the old state."""
-    from otp import limits as phone_limits
+    from otp.limits import counters, phone_state
 
     limits(IP_SEND_RATE=None)
-    before = phone_limits.read_phone(PHONE)  # no sends yet
+    before = phone_state.read_phone(PHONE)  # no sends yet
     assert send(otp_api, PHONE).status_code == 200
-    count_send, read_phone, reads = phone_limits.count_send, phone_limits.read_phone, []
+    count_send, read_phone, reads = counters.count_send, phone_state.read_phone, []
 
     def counted_with_a_stale_read(counters, now, phone):
         counted, _ = count_send(counters, now, phone)
@@ -509,8 +509,8 @@ def test_a_send_that_read_a_stale_phone_state_reads_it_again(otp_api, outbox, li
             reads.append("fresh")
         return read_phone(phone)
 
-    monkeypatch.setattr(phone_limits, "count_send", counted_with_a_stale_read)
-    monkeypatch.setattr(phone_limits, "read_phone", fresh_read)
+    monkeypatch.setattr(counters, "count_send", counted_with_a_stale_read)
+    monkeypatch.setattr(phone_state, "read_phone", fresh_read)
     assert_limited(send(otp_api, PHONE))  # the second read sees the first send's cooldown
     assert reads == ["stale", "fresh"]
     assert OtpAttempt.objects.count() == 1 and len(outbox) == 1

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from otp import phones, services
+from otp import services
 from otp.exceptions import InvalidPhoneNumber
 from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
-from otp.phones import normalize_phone
+from otp.validators import phones
+from otp.validators.phones import normalize_phone
 from tests.conftest import PHONE
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -128,7 +129,7 @@ def test_a_bad_form_on_verify_counts_no_failure(otp_api, outbox):
     response = otp_api.post("/verify-otp", {"phoneNumber": "++14155552671", "pin": outbox[0].pin})
     assert response.status_code == 400 and response.json() == NOT_VALID
     attempt = OtpAttempt.objects.get()  # the right PIN never reached the provider
-    assert attempt.status == AttemptStatus.PENDING and attempt.failed_verifies == 0
+    assert attempt.status == AttemptStatus.PENDING and attempt.verify_slots_used == 0
 
 
 def test_a_repeated_number_is_parsed_once(monkeypatch):

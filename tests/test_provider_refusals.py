@@ -20,8 +20,10 @@ import time_machine
 import urllib3
 from django.utils import timezone
 
-from otp import circuit, limits, provider_calls
+from otp.limits import counters, phone_state
 from otp.models import AttemptStatus, OtpAttempt, PhoneState, RateCounter
+from otp.providers import calls as provider_calls
+from otp.providers import circuit
 from tests.conftest import INFOBIP_HOST, PHONE
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +126,7 @@ def test_a_throttled_verify_is_429_for_that_client_and_costs_no_attempt(otp_api,
     assert response.json() == {"error": "Too many requests. Please try again later.", "code": "rate_limited"}
     assert response.headers["Retry-After"] == "120"  # at least Infobip's, in whole minutes
     attempt = OtpAttempt.objects.get()
-    assert attempt.status == AttemptStatus.PENDING and attempt.failed_verifies == 0  # the slot came back
+    assert attempt.status == AttemptStatus.PENDING and attempt.verify_slots_used == 0  # the slot came back
     assert PhoneState.objects.get(phone=PHONE).consecutive_failures == 0
     infobip.replace("POST", f"{PIN_URL}/P1/verify", json={"verified": True, "pinId": "P1"})
     assert otp_api.verify("123456").status_code == 200
@@ -209,9 +211,9 @@ def test_a_send_the_provider_refused_can_be_retried_at_once(otp_api, infobip, st
     assert calls(infobip) == 2
     statuses = list(OtpAttempt.objects.order_by("pk").values_list("status", flat=True))
     assert statuses == [AttemptStatus.FAILED, AttemptStatus.PENDING]  # the refusal stays on record
-    prefix = RateCounter.objects.get(key__startswith=limits.PREFIX)
+    prefix = RateCounter.objects.get(key__startswith=counters.PREFIX)
     assert prefix.count == 2  # the prefix still counts every request
-    assert RateCounter.objects.get(key=f"{limits.BUDGET}hour").count == 1
+    assert RateCounter.objects.get(key=f"{counters.BUDGET}hour").count == 1
 
 
 @pytest.mark.parametrize("answer", UNKNOWN.values(), ids=UNKNOWN.keys())
@@ -223,7 +225,7 @@ def test_a_send_whose_outcome_is_unknown_counts_as_sent(otp_api, infobip, strict
     retry = otp_api.send()
     assert retry.status_code == 429  # the SMS may be out: the cooldown holds
     assert calls(infobip) == 1
-    assert RateCounter.objects.get(key=f"{limits.BUDGET}hour").count == 1
+    assert RateCounter.objects.get(key=f"{counters.BUDGET}hour").count == 1
 
 
 def test_a_resend_the_provider_refused_is_given_back_too(otp_api, infobip, settings):
@@ -235,4 +237,4 @@ def test_a_resend_the_provider_refused_is_given_back_too(otp_api, infobip, setti
         assert otp_api.post("/resend-otp", {"phoneNumber": PHONE}).status_code == 503
         infobip.replace("POST", f"{PIN_URL}/P1/resend", json={"pinId": "P1"})
         assert otp_api.post("/resend-otp", {"phoneNumber": PHONE}).status_code == 200
-    assert limits.read_phone(PHONE).sends and len(limits.read_phone(PHONE).sends) == 2
+    assert phone_state.read_phone(PHONE).sends and len(phone_state.read_phone(PHONE).sends) == 2

@@ -12,8 +12,8 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command, execute_from_command_line
 
-from otp import provisioning
-from otp.provisioning import parse_duration, parse_limit, render_duration, update_env_text, write_env
+from otp.providers import provisioning
+from otp.providers.provisioning import parse_duration, parse_limit, render_duration, update_env_text, write_env
 from tests.conftest import infobip_http
 
 KEY = "prov-secret-key-0123456789abcdef"

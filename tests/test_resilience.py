@@ -14,9 +14,11 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connection
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 from django.utils import timezone
 
-from otp import circuit, provider_calls, services
+from otp import services
 from otp.logs import JsonFormatter
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
+from otp.providers import calls as provider_calls
+from otp.providers import circuit
 from tests.conftest import PHONE
 
 pytestmark = pytest.mark.django_db

@@ -10,11 +10,12 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from otp import services, webotp
+from otp import services
 from otp.checks import check_provider, check_webotp_domain
 from otp.conf import otp_settings
 from otp.emulator import running_emulator
 from otp.models import AttemptStatus, OtpAttempt
+from otp.providers import webotp
 from otp.providers.development import DevelopmentProvider
 from otp.providers.infobip import InfobipProvider
 from otp.providers.locmem import LocmemProvider

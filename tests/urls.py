@@ -5,8 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from otp.api.permissions import PhoneVerified
 from otp.health import liveness, readiness
-from otp.permissions import PhoneVerified
 
 
 @extend_schema(exclude=True)
@@ -36,7 +36,7 @@ urlpatterns = [
     path("", include("otp.urls")),
 ]
 
-handler400 = "otp.responses.handler400"
-handler403 = "otp.responses.handler403"
-handler404 = "otp.responses.handler404"
-handler500 = "otp.responses.handler500"
+handler400 = "otp.api.responses.handler400"
+handler403 = "otp.api.responses.handler403"
+handler404 = "otp.api.responses.handler404"
+handler500 = "otp.api.responses.handler500"

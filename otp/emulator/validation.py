@@ -13,7 +13,7 @@ from typing import Any
 
 from otp.emulator.errors import ValidationErrors, bad_request
 from otp.emulator.formats import ONE_DAY, parse_duration, parse_limit
-from otp.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
+from otp.providers.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 
 PIN_TYPES = ("NUMERIC", "ALPHA", "HEX", "ALPHANUMERIC")
 # The app's own PIN_LENGTH default; Infobip documents none for SMS/voice.

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from otp import webotp
 from otp.conf import otp_settings
 from otp.exceptions import PinNotFound
+from otp.providers import webotp
 from otp.providers.base import (
     NO_MORE_PIN_ATTEMPTS,
     SMS,

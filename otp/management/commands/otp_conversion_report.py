@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from otp.conversion import conversion_report
+from otp.limits.conversion import conversion_report
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """``manage.py otp_provision``: create or update the Infobip 2FA application and templates.
 
-Replaces the hand-pasted curl commands. The logic is in :mod:`otp.provisioning`;
+Replaces the hand-pasted curl commands. The logic is in :mod:`otp.providers.provisioning`;
 this module reads options, prints, and turns every failure into one line on
 stderr and a non-zero exit.
 """
@@ -13,14 +13,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from otp import provisioning, webotp
 from otp.checks import check_policy, check_webotp_domain
 from otp.conf import otp_settings
 from otp.exceptions import InvalidPhoneNumber, ProviderError
-from otp.phones import normalize_phone
+from otp.providers import provisioning, webotp
 from otp.providers.infobip import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, InvalidBaseUrl
 from otp.providers.infobip_management import InfobipManagementClient
 from otp.redaction import mask_phone
+from otp.validators.phones import normalize_phone
 
 #: Exit status of ``--check`` when Infobip is looser than the local policy (errors exit 1).
 NOT_COMPLIANT = 2

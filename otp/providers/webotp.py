@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from otp.infobip_spec import PIN_PLACEHOLDER
+from otp.providers.infobip_spec import PIN_PLACEHOLDER
 
 #: The text of a message without an origin line: voice calls, and SMS while the setting is off.
 DEFAULT_MESSAGE_TEXT = f"Your verification code is {PIN_PLACEHOLDER}"

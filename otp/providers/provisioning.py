@@ -9,7 +9,7 @@ IDs in a ``.env`` file.
 
 One template serves SMS and calls, unless ``OTP["WEBOTP_DOMAIN"]`` is set (or
 a ``voice_message_id`` configured): the SMS template then ends with the
-origin line ``@host #{{pin}}`` (:mod:`otp.webotp`), and calls get a template
+origin line ``@host #{{pin}}`` (:mod:`otp.providers.webotp`), and calls get a template
 of their own without it.
 """
 
@@ -22,11 +22,11 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from otp import webotp
 from otp.conf import otp_settings
-from otp.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
+from otp.providers import webotp
 from otp.providers.infobip import InfobipProvider
 from otp.providers.infobip_management import InfobipManagementClient, NotFound
+from otp.providers.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 
 DEFAULT_NAME = "django-otp"
 DEFAULT_MESSAGE_TEXT = webotp.DEFAULT_MESSAGE_TEXT

@@ -1,7 +1,7 @@
 """Per-client-IP limits, in the shared cache.
 
 The bucket is the client IP as the trusted proxies report it (see
-:mod:`otp.client_ip`), never a body field: DRF's ``request.POST`` is empty for
+:mod:`otp.limits.client_ip`), never a body field: DRF's ``request.POST`` is empty for
 JSON, so a ``post:`` key would put every client in one bucket.
 
 Any cache counts through django-ratelimit's public ``get_usage`` (its own keys
@@ -32,10 +32,10 @@ from django_ratelimit.core import get_usage
 
 from otp import events
 from otp.cache import RedisCache
-from otp.client_ip import client_ip, ip_bucket
 from otp.conf import otp_settings
 from otp.exceptions import LimiterUnavailable, RateLimited
-from otp.limits import coarse
+from otp.limits.client_ip import client_ip, ip_bucket
+from otp.limits.clock import coarse
 
 SEND = "send"  # send and resend share one bucket: both deliver an SMS
 VERIFY = "verify"

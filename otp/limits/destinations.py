@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from otp.conf import otp_settings
 from otp.exceptions import DestinationNotAllowed
-from otp.phones import region_and_type
+from otp.validators.phones import region_and_type
 
 _TYPE_NAMES = {
     value: name

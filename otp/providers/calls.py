@@ -16,10 +16,11 @@ from typing import TypeVar
 from django.core.cache import caches
 from django.db import connections, router
 
-from otp import circuit, events
+from otp import events
 from otp.conf import otp_settings
 from otp.exceptions import ProviderError, ProviderUnavailable
 from otp.models import OtpAttempt
+from otp.providers import circuit
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp import challenge, events, iplimits, services, tokens
-from otp.client_ip import client_ip
+from otp import events, services, tokens
+from otp.api.openapi import send_schema, verify_schema
+from otp.api.parsers import BoundedJSONParser
+from otp.api.responses import otp_exception_handler
+from otp.api.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
 from otp.exceptions import InvalidInput
-from otp.openapi import send_schema, verify_schema
-from otp.parsers import BoundedJSONParser
-from otp.responses import otp_exception_handler
-from otp.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
+from otp.limits import challenge
+from otp.limits import ip as iplimits
+from otp.limits.client_ip import client_ip
 
 SENT_MESSAGE = _("OTP sent successfully.")
 VERIFIED_MESSAGE = _("OTP verified successfully.")

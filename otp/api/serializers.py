@@ -10,12 +10,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from otp.api.openapi import extend_schema_field
 from otp.conf import otp_settings
 from otp.exceptions import InvalidInput, InvalidPhoneNumber
-from otp.openapi import extend_schema_field
-from otp.phones import normalize_phone
-from otp.pins import validate_pin
-from otp.purposes import validate_channel, validate_purpose
+from otp.validators.phones import normalize_phone
+from otp.validators.pins import validate_pin
+from otp.validators.purposes import validate_channel, validate_purpose
 
 _APP_CODES = {InvalidPhoneNumber.code}
 
