@@ -264,18 +264,31 @@ def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
         attempt_sql.record_delivery(attempt.pk, attempt.phone, attempt.purpose, pin_id)
 
 
+def _resend_keeps_pin(sent_by: str, channel: str) -> bool:
+    """Whether a PIN sent by ``sent_by`` may be delivered again by ``channel``.
+
+    A resend reuses the template of the first send (Infobip's resend takes no
+    messageId). With origin-bound codes SMS and calls have templates of their
+    own, the SMS one ending with ``@host #code``: read out by a call it is
+    noise, and an SMS from the call's template has no line to autofill. Then
+    only a resend by the same channel keeps the PIN.
+    """
+    return sent_by == channel or not otp_settings.WEBOTP_DOMAIN
+
+
 def resend_code(phone: str, *, user: User = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
     """Deliver the PIN already in flight for ``phone`` again (same PIN, same pinId).
 
     It is under the same cooldown and daily cap as a send. With no live attempt
-    it is a send.
+    it is a send; so is a resend by the other channel while
+    ``OTP["WEBOTP_DOMAIN"]`` is set (a new PIN, which supersedes the old one).
 
     :raises: as :func:`send_code`.
     """
     purpose = validate_purpose(purpose)
     channel = validate_channel(channel)
     phone, region = _checked_destination(phone, purpose)
-    live = partial(_live_attempt, phone, purpose, timezone.now())
+    live = partial(_live_attempt, phone, purpose, channel, timezone.now())
     attempt, counted, sent_at = _within_send_limits(phone, region, purpose, live)
     if attempt is None or attempt.pin_id is None:  # _live_attempt only finds codes with a pinId
         return send_code(phone, user=user, purpose=purpose, channel=channel)
@@ -299,18 +312,28 @@ def resend_code(phone: str, *, user: User = None, purpose: str | None = None, ch
 
 
 def _live_attempt(
-    phone: str, purpose: str, now: datetime, state: phone_state.PhoneLimits, sends: list[int], seconds: int
+    phone: str,
+    purpose: str,
+    channel: str,
+    now: datetime,
+    state: phone_state.PhoneLimits,
+    sends: list[int],
+    seconds: int,
 ) -> OtpAttempt | None:
-    """The phone's newest deliverable code for ``purpose``, its resend recorded on the phone's state; None if none."""
+    """The phone's newest code for ``purpose`` that ``channel`` may deliver again; None if none.
+
+    Its resend is recorded on the phone's state.
+    """
     attempt = (
         OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
         .exclude(pin_id=None)
-        .only("pk", "phone", "pin_id", "purpose", "user_id")
+        .only("pk", "phone", "pin_id", "purpose", "user_id", "channel")
         .order_by("-pk")
         .first()
     )
-    if attempt is not None:
-        phone_state.record_send(state, sends, seconds)
+    if attempt is None or not _resend_keeps_pin(attempt.channel, channel):
+        return None
+    phone_state.record_send(state, sends, seconds)
     return attempt
 
 
