@@ -20,6 +20,10 @@ from otp.sql import db_time, execute, table_name
 _T = table_name(OtpAttempt)
 _P = table_name(PhoneState)
 _PK = connection.ops.quote_name(str(OtpAttempt._meta.pk.column))
+# Every column but the key, from the model: a new field needs no edit here.
+_FIELDS = [field for field in OtpAttempt._meta.concrete_fields if not field.primary_key]
+_COLUMNS = ", ".join(connection.ops.quote_name(str(field.column)) for field in _FIELDS)
+_VALUES = ", ".join(["%s"] * len(_FIELDS))
 # The column keeps its first name, failed_verifies, so deployed SQL still reads it.
 _SLOTS = connection.ops.quote_name(str(OtpAttempt._meta.get_field("verify_slots_used").column))
 PENDING, SENDING = AttemptStatus.PENDING.value, AttemptStatus.SENDING.value
@@ -34,18 +38,15 @@ def insert_attempt(attempt: OtpAttempt, claim: tuple[str, list[Any]] | None = No
 
     :returns: the new attempt's id, or None if the claim changed nothing.
     """
-    fields = [field for field in OtpAttempt._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    values = ", ".join(["%s"] * len(fields))
-    params = [field.get_db_prep_save(getattr(attempt, field.attname), connection) for field in fields]
-    insert = f"INSERT INTO {_T} ({columns}) VALUES ({values}) RETURNING {_PK}"  # noqa: S608
+    params = [field.get_db_prep_save(getattr(attempt, field.attname), connection) for field in _FIELDS]
+    insert = f"INSERT INTO {_T} ({_COLUMNS}) VALUES ({_VALUES}) RETURNING {_PK}"  # noqa: S608
     if claim is None:
         row = execute(insert, params)
     elif connection.vendor == "postgresql":
         claim_sql, claim_params = claim
         row = execute(
             f"WITH claimed AS ({claim_sql} RETURNING 1) "  # noqa: S608
-            f"INSERT INTO {_T} ({columns}) SELECT {values} FROM claimed RETURNING {_PK}",
+            f"INSERT INTO {_T} ({_COLUMNS}) SELECT {_VALUES} FROM claimed RETURNING {_PK}",
             [*claim_params, *params],
         )
     else:

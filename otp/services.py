@@ -487,13 +487,12 @@ def _verified_or_expired(attempt_id: int, verified_at: datetime) -> str | None:
 
     :returns: the status the attempt took, or None if it was no longer pending.
     """
-    pending = OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING)
     slot_back = F("verify_slots_used") - 1
-    if pending.filter(expires_at__gt=verified_at).update(
-        status=AttemptStatus.VERIFIED, verified_at=verified_at, verify_slots_used=slot_back
-    ):
+    in_time = OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING, expires_at__gt=verified_at)
+    if in_time.update(status=AttemptStatus.VERIFIED, verified_at=verified_at, verify_slots_used=slot_back):
         return AttemptStatus.VERIFIED
-    if pending.update(status=AttemptStatus.EXPIRED, verify_slots_used=slot_back):
+    late = OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING)
+    if late.update(status=AttemptStatus.EXPIRED, verify_slots_used=slot_back):
         return AttemptStatus.EXPIRED
     return None
 
