@@ -139,8 +139,8 @@ def _language(request: pytest.FixtureRequest) -> str:
 
 def screenshot_path(request: pytest.FixtureRequest, step: str = "") -> Path:
     """``tests/browser/output/<module>.<test>[-<step>].png``, with parameters kept readable."""
-    name = f"{request.node.path.stem}.{request.node.name}" + (f"-{step}" if step else "")
-    return OUTPUT_DIR / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".png")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.path.stem}.{request.node.name}").strip("_")
+    return OUTPUT_DIR / (name + (f"-{step}" if step else "") + ".png")
 
 
 def _save(driver: WebDriver, path: Path) -> None:
