@@ -20,6 +20,7 @@ from otp.checks import (
     check_policy,
     check_provider,
     check_unknown_keys,
+    check_webotp_domain,
 )
 from otp.conf import DEFAULTS, OtpSettings
 from tests.conftest import INFOBIP_OPTIONS
@@ -242,6 +243,7 @@ MALFORMED = {
     "PURPOSES": ("login", "otp.E044"),
     "DEFAULT_PURPOSE": ("Sign Up", "otp.E044"),
     "CHANNELS": (("sms", "fax"), "otp.E045"),
+    "WEBOTP_DOMAIN": ("https://example.com", "otp.E047"),
     "VERIFICATION_TOKEN_MAX_AGE_SECONDS": (None, "otp.E030"),
     "VERIFICATION_TOKEN_SINGLE_USE": ("no", "otp.E031"),
     "CIRCUIT_FAILURES": (-1, "otp.E043"),
@@ -251,7 +253,14 @@ MALFORMED = {
     "PROVIDER_QUEUE_TIMEOUT_SECONDS": (-1, "otp.E041"),
     "PROVIDER_THROTTLE_ALERT_NUMBERS": (0, "otp.E023"),
 }
-SETTINGS_CHECKS = (check_provider, check_policy, check_challenge_verifier, check_limits, check_other_settings)
+SETTINGS_CHECKS = (
+    check_provider,
+    check_policy,
+    check_challenge_verifier,
+    check_limits,
+    check_other_settings,
+    check_webotp_domain,
+)
 
 
 def test_every_setting_has_a_check():
