@@ -89,7 +89,8 @@ WSGI_APPLICATION = "otpsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The site's own pages (the error pages: otpsite/errors.py).
+        "DIRS": [BASE_DIR / "otpsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -18,8 +18,8 @@ urlpatterns = [
     path("", include("otp.urls")),
 ]
 
-# Django's own error pages answer JSON with "error", like the API.
-handler400 = "otp.api.responses.handler400"
-handler403 = "otp.api.responses.handler403"
-handler404 = "otp.api.responses.handler404"
-handler500 = "otp.api.responses.handler500"
+# Django's error pages: JSON like the API's on its paths, HTML elsewhere.
+handler400 = "otpsite.errors.handler400"
+handler403 = "otpsite.errors.handler403"
+handler404 = "otpsite.errors.handler404"
+handler500 = "otpsite.errors.handler500"

@@ -22,6 +22,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The admin's stylesheets and scripts, served by the browser tests' live server.
+    "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
     "otp",
@@ -58,6 +60,7 @@ TEMPLATES = [
     }
 ]
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "static/"
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # As the site binds on the server, but preparing every statement on its

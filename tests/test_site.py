@@ -491,6 +491,24 @@ def test_plain_http_is_served_when_asked(tmp_path):
     assert "max-age" not in result.stdout
 
 
+ERROR_PAGES_PROBE = (
+    "import django; django.setup(); from django.test import Client; c = Client()\n"
+    "for path in ['/no-such-page', '/send-otp/no-such-thing']:\n"
+    "    r = c.get(path, HTTP_ACCEPT='text/html')\n"
+    "    print(path, r.status_code, r['Content-Type'], r.content.decode().count('<h1>Not found.</h1>'))"
+)
+
+
+@pytest.mark.slow
+def test_the_site_answers_errors_in_html_off_the_api_and_json_on_it(tmp_path):
+    result = python(tmp_path, ERROR_PAGES_PROBE, **PRODUCTION, SECURE_SSL_REDIRECT="0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "/no-such-page 404 text/html; charset=utf-8 1",
+        "/send-otp/no-such-thing 404 application/json 0",
+    ]
+
+
 @pytest.mark.slow
 def test_a_malformed_proxy_ssl_header_stops_the_start(tmp_path):
     result = python(
