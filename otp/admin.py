@@ -83,7 +83,7 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         "created_at",
         "expires_at",
         "verified_at",
-        "failed_verifies",
+        "verify_slots_used",
         "user",
     )
     list_filter = ("status", "created_at")
@@ -95,7 +95,7 @@ class OtpAttemptAdmin(admin.ModelAdmin):
         "status",
         "channel",
         "provider",
-        "failed_verifies",
+        "verify_slots_used",
         "resends",
         "user",
         "created_at",

@@ -1,9 +1,9 @@
-"""The statements of the hot path, written once as SQL instead of built per request.
+"""The attempt statements the ORM cannot say in one: insert behind a claim, deliver, claim a verify slot.
 
-Each send and verify runs a handful of statements; building them with the ORM
-cost several times more CPU than running them. These functions hold the same
-statements as plain SQL, the same on PostgreSQL and SQLite (3.35+ for
-``RETURNING``). Only model table names are formatted into them.
+Each is one statement on PostgreSQL (a data-modifying CTE) and the same on
+SQLite (3.35+ for ``RETURNING``), or a short transaction where SQLite lacks
+the CTE. Only table and column names from the models are formatted into them;
+every value is a parameter. The one-row updates use the ORM.
 """
 
 from __future__ import annotations
@@ -15,45 +15,37 @@ from typing import Any
 from django.db import connection, transaction
 
 from otp.models import AttemptStatus, OtpAttempt, PhoneState
-from otp.sql import db_time as _time
-from otp.sql import execute
+from otp.sql import db_time, execute, table_name
 
-_T = OtpAttempt._meta.db_table
-_P = PhoneState._meta.db_table
+_T = table_name(OtpAttempt)
+_P = table_name(PhoneState)
+_PK = connection.ops.quote_name(str(OtpAttempt._meta.pk.column))
+# The column keeps its first name, failed_verifies, so deployed SQL still reads it.
+_SLOTS = connection.ops.quote_name(str(OtpAttempt._meta.get_field("verify_slots_used").column))
 PENDING, SENDING = AttemptStatus.PENDING.value, AttemptStatus.SENDING.value
 
 
-def insert_attempt(
-    *,
-    phone: str,
-    provider: str,
-    user_id: int | None,
-    purpose: str,
-    channel: str,
-    created_at: datetime,
-    expires_at: datetime,
-    claim: tuple[str, list[Any]] | None = None,
-) -> int | None:
-    """Insert a ``sending`` attempt; with ``claim`` (a write statement and its parameters), only if it writes a row.
+def insert_attempt(attempt: OtpAttempt, claim: tuple[str, list[Any]] | None = None) -> int | None:
+    """Insert ``attempt`` (every column of the model); with ``claim``, only if that statement writes a row.
+
+    ``claim`` is a write statement and its parameters.
 
     The two are one statement on PostgreSQL and one transaction elsewhere.
 
     :returns: the new attempt's id, or None if the claim changed nothing.
     """
-    columns = (
-        "phone, pin_id, status, channel, purpose, provider, failed_verifies, user_id, created_at, expires_at, "
-        "verified_at, resends"
-    )
-    values = "%s, NULL, %s, %s, %s, %s, 0, %s, %s, %s, NULL, 0"
-    params = [phone, SENDING, channel, purpose, provider, user_id, _time(created_at), _time(expires_at)]
-    insert = f"INSERT INTO {_T} ({columns}) VALUES ({values}) RETURNING id"  # noqa: S608
+    fields = [field for field in OtpAttempt._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    params = [field.get_db_prep_save(getattr(attempt, field.attname), connection) for field in fields]
+    insert = f"INSERT INTO {_T} ({columns}) VALUES ({values}) RETURNING {_PK}"  # noqa: S608
     if claim is None:
         row = execute(insert, params)
     elif connection.vendor == "postgresql":
         claim_sql, claim_params = claim
         row = execute(
             f"WITH claimed AS ({claim_sql} RETURNING 1) "  # noqa: S608
-            f"INSERT INTO {_T} ({columns}) SELECT {values} FROM claimed RETURNING id",
+            f"INSERT INTO {_T} ({columns}) SELECT {values} FROM claimed RETURNING {_PK}",
             [*claim_params, *params],
         )
     else:
@@ -107,7 +99,7 @@ _NEWEST_PENDING = (
     f"WHERE a.phone = %s AND a.purpose = %s AND a.status = '{PENDING}' ORDER BY a.id DESC LIMIT 1"
 )
 # Rechecked on the row itself: a parallel verify may have taken the last slot.
-_SLOT_FREE = f"t.status = '{PENDING}' AND t.failed_verifies < %s AND t.expires_at > %s"
+_SLOT_FREE = f"t.status = '{PENDING}' AND t.{_SLOTS} < %s AND t.expires_at > %s"
 
 
 def claim_verify_slot(
@@ -120,14 +112,14 @@ def claim_verify_slot(
     otherwise ``slot`` is None and the other fields tell why. On PostgreSQL
     the look-up and the claim are one statement.
     """
-    when = _time(now)
+    when = db_time(now)
     if connection.vendor == "postgresql":
         row = execute(
             f"WITH a AS ({_NEWEST_PENDING}), taken AS ("  # noqa: S608
-            f"UPDATE {_T} AS t SET failed_verifies = t.failed_verifies + 1 FROM a WHERE t.id = a.id "
+            f"UPDATE {_T} AS t SET {_SLOTS} = t.{_SLOTS} + 1 FROM a WHERE t.id = a.id "
             f"AND a.pin_id IS NOT NULL AND a.expired = 0 AND a.locked_until <= %s AND {_SLOT_FREE} "
-            f"RETURNING t.failed_verifies) "
-            f"SELECT a.*, (SELECT failed_verifies FROM taken) FROM a",
+            f"RETURNING t.{_SLOTS}) "
+            f"SELECT a.*, (SELECT {_SLOTS} FROM taken) FROM a",
             [when, phone, purpose, seconds, max_attempts, when],
         )
         return None if row is None else _pending(row[:6], row[6])
@@ -137,8 +129,8 @@ def claim_verify_slot(
     attempt = _pending(row, None)
     if attempt.pin_id and not attempt.expired and attempt.locked_until <= seconds:
         taken = execute(
-            f"UPDATE {_T} AS t SET failed_verifies = failed_verifies + 1 WHERE t.id = %s AND {_SLOT_FREE} "  # noqa: S608
-            f"RETURNING failed_verifies",
+            f"UPDATE {_T} AS t SET {_SLOTS} = {_SLOTS} + 1 WHERE t.id = %s AND {_SLOT_FREE} "  # noqa: S608
+            f"RETURNING {_SLOTS}",
             [attempt.pk, max_attempts, when],
         )
         attempt.slot = int(taken[0]) if taken else None
@@ -156,27 +148,3 @@ def _pending(row: Any, slot: int | None) -> PendingAttempt:
         phone_failures=int(phone_failures),
         slot=None if slot is None else int(slot),
     )
-
-
-def mark_verified(attempt_id: int, verified_at: datetime) -> str | None:
-    """Pending -> verified, once, if ``verified_at`` is before the expiry; else pending -> expired.
-
-    Either way the reserved slot was not a failure: the PIN was right.
-
-    :returns: the status the attempt took, or None if it was no longer pending.
-    """
-    when = _time(verified_at)
-    row = execute(
-        f"UPDATE {_T} SET "  # noqa: S608
-        f"status = CASE WHEN expires_at > %s THEN '{AttemptStatus.VERIFIED.value}' "
-        f"ELSE '{AttemptStatus.EXPIRED.value}' END, "
-        f"verified_at = CASE WHEN expires_at > %s THEN %s ELSE NULL END, "
-        f"failed_verifies = failed_verifies - 1 WHERE id = %s AND status = '{PENDING}' RETURNING status",
-        [when, when, when, attempt_id],
-    )
-    return None if row is None else str(row[0])
-
-
-def close_pending(attempt_id: int, status: str) -> None:
-    """Pending -> ``status`` (expired, exhausted...)."""
-    execute(f"UPDATE {_T} SET status = %s WHERE id = %s AND status = '{PENDING}'", [status, attempt_id])  # noqa: S608

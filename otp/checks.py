@@ -3,8 +3,8 @@
 Retired ids stay reserved. E010-E019 belong to the Infobip provider's
 ``check_options``; E020-E029 / W020-W029 to the limits; E030-E039 to the
 verification token; E040-E049 / W040-W049 to the other settings (timing,
-monitoring, integration, resilience, the HTML pages) and to the ``OTP`` dict
-itself.
+monitoring, integration, resilience, origin-bound codes, the HTML pages) and
+to the ``OTP`` dict itself.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from otp.conf import DEFAULTS, MAX_CODE_TTL_SECONDS, otp_settings
 from otp.exceptions import OtpConfigurationError
 from otp.providers import load_provider_class
 from otp.providers.base import SMS, VOICE
+from otp.providers.webotp import host_problem
 from otp.validators.purposes import is_slug
 
 # django-ratelimit's rate grammar: count "/" optional multiplier and unit.
@@ -374,13 +375,32 @@ def check_other_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     return errors
 
 
+@register(Tags.security)
+def check_webotp_domain(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # The host goes into every SMS as "@host #code"; a browser offers the code
+    # only on a page of exactly that host, so a URL here would silently turn
+    # autofill off.
+    domain = otp_settings.WEBOTP_DOMAIN
+    problem = host_problem(domain) if domain is not None else None
+    if not problem:
+        return []
+    return [
+        Error(
+            f"OTP['WEBOTP_DOMAIN'] = {domain!r} is not a bare host: {problem}.",
+            hint="Give the host your users' browser shows for the verification page, without scheme, port "
+            "or path, e.g. 'example.com'; None turns origin-bound codes off.",
+            id="otp.E047",
+        )
+    ]
+
+
 @register(Tags.templates)
 def check_web_pages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for name in ("WEB_BASE_TEMPLATE", "WEB_SUCCESS_URL"):
         value = getattr(otp_settings, name)
         if not isinstance(value, str) or not value.strip():
-            messages.append(Error(f"OTP['{name}'] must be a non-empty string.", id="otp.E047"))
+            messages.append(Error(f"OTP['{name}'] must be a non-empty string.", id="otp.E048"))
     base = otp_settings.WEB_BASE_TEMPLATE
     # Only a template the site named: a site that serves no pages need not
     # have a template engine that finds the app's own.
@@ -392,7 +412,7 @@ def check_web_pages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
                 Warning(
                     f"OTP['WEB_BASE_TEMPLATE'] = {base!r} is not found by any template engine.",
                     hint="Name a template with a {% block content %}, or leave the key out for the app's own.",
-                    id="otp.W047",
+                    id="otp.W048",
                 )
             )
     return messages

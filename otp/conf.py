@@ -87,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_PURPOSE": "default",
     # Delivery channels clients may ask for.
     "CHANNELS": ("sms", "voice"),
+    # The host users' browsers show the verification page on (e.g.
+    # "example.com"): SMS then end with the line "@example.com #123456", which
+    # browsers offer to autofill on that host only. None: plain SMS.
+    "WEBOTP_DOMAIN": None,
     # Life of the signed verificationToken a successful verify returns, in
     # seconds (a positive number; None would never expire it).
     "VERIFICATION_TOKEN_MAX_AGE_SECONDS": 600,
@@ -299,6 +303,11 @@ class OtpSettings:
     def CHANNELS(self) -> Collection[str]:
         """Delivery channels clients may ask for."""
         return self._get("CHANNELS")
+
+    @property
+    def WEBOTP_DOMAIN(self) -> str | None:
+        """The host origin-bound SMS name in their last line; None (or empty): none."""
+        return self._get("WEBOTP_DOMAIN") or None
 
     @property
     def VERIFICATION_TOKEN_MAX_AGE_SECONDS(self) -> int:

@@ -59,10 +59,14 @@ class OtpAttempt(models.Model):
         help_text=_("What the code is for; it verifies only for the same purpose."),
     )
     provider = models.CharField(_("provider"), max_length=32, blank=True)
-    failed_verifies = models.PositiveIntegerField(
-        _("failed verifies"),
+    verify_slots_used = models.PositiveIntegerField(
+        _("verify attempts used"),
         default=0,
-        help_text=_("Verify attempts that did not succeed (a slot is reserved before each provider call)."),
+        db_column="failed_verifies",
+        help_text=_(
+            "Verify attempts counted against this code: each takes one before the provider is asked, "
+            "and a right PIN gives its one back."
+        ),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

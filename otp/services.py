@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from datetime import timedelta
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from functools import partial
+from typing import NoReturn, TypeVar
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -42,6 +44,7 @@ from otp.validators.pins import validate_pin
 from otp.validators.purposes import validate_channel, validate_purpose
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Attempts a newer send replaces; SENDING is included so a slow older send that
 # finishes last cannot come back to life.
@@ -49,8 +52,14 @@ _OPEN_STATUSES = (AttemptStatus.PENDING, AttemptStatus.SENDING)
 _CLOSING_PIN_ERRORS = {TTL_EXPIRED: AttemptStatus.EXPIRED, NO_MORE_PIN_ATTEMPTS: AttemptStatus.EXHAUSTED}
 
 
-def _user_or_none(user: Any) -> Any:
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
+#: Who asks for a code: a site's user, an anonymous visitor, or nobody (a script).
+User = AbstractBaseUser | AnonymousUser | None
+#: Records a send on the phone's state: (state as read, its sends of the last day, now) -> the new row.
+Reserve = Callable[[phone_state.PhoneLimits, list[int], int], T]
+
+
+def _user_id(user: User) -> int | None:
+    return user.pk if user is not None and user.is_authenticated else None
 
 
 def _checked_destination(raw_phone: str, purpose: str) -> tuple[str, str]:
@@ -65,7 +74,7 @@ def _checked_destination(raw_phone: str, purpose: str) -> tuple[str, str]:
     return phone, region
 
 
-def send_code(phone: str, *, user: Any = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
+def send_code(phone: str, *, user: User = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
     """Ask the provider to send a PIN to ``phone`` and record the attempt.
 
     Every limit is checked and the attempt row (status ``sending``) committed
@@ -86,49 +95,33 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     phone, region = _checked_destination(phone, purpose)
     events.log_event(events.SEND_REQUESTED, phone=phone, region=region, channel=channel)
     provider = get_provider()
-
-    owner = _user_or_none(user)
-
-    def create_attempt(state: phone_state.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt:
-        now = timezone.now()
-        fields: dict[str, Any] = {
-            "phone": phone,
-            "provider": provider.provider_name,
-            "user_id": owner.pk if owner is not None else None,
-            "purpose": purpose,
-            "channel": channel,
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
-        }
-        pk = attempt_sql.insert_attempt(**fields, claim=phone_state.send_claim(state, sends, seconds))
-        if pk is None:
-            raise phone_state.PhoneStateChanged()
-        return OtpAttempt(pk=pk, status=AttemptStatus.SENDING, **fields)
-
-    attempt, counted, sent_at = _within_send_limits(phone, region, purpose, create_attempt)
-    assert attempt is not None
-
-    def this() -> Any:
-        # Only the failure paths change the row through the ORM; a queryset
-        # built up front cost as much CPU as one of the send's statements.
-        return OtpAttempt.objects.filter(pk=attempt.pk)
+    attempt = OtpAttempt(
+        phone=phone,
+        provider=provider.provider_name,
+        user_id=_user_id(user),
+        purpose=purpose,
+        channel=channel,
+        status=AttemptStatus.SENDING,
+        expires_at=timezone.now() + timedelta(seconds=otp_settings.CODE_TTL_SECONDS),
+    )
+    attempt, counted, sent_at = _within_send_limits(phone, region, purpose, partial(_insert_claimed, attempt))
 
     try:
         result = call_provider(lambda: provider.send(phone, channel=channel))
     except Exception as err:
-        _mark_failed(this())
+        _mark_failed(attempt.pk)
         if isinstance(err, ProviderError):
             _send_failed(phone, "send", err, sent_at, counted)
         raise
     try:
         if not result.delivered:
-            this().update(status=AttemptStatus.FAILED, pin_id=result.pin_id)
+            OtpAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.FAILED, pin_id=result.pin_id)
             events.log_event(events.SEND_FAILED, phone=phone, level=logging.WARNING, reason="not_delivered")
             raise SendRejected("the provider did not deliver the message")
         _record_delivery(attempt, result.pin_id)
     except IntegrityError as err:
         # A pinId we already hold: the provider is not behaving; fail closed.
-        _mark_failed(this())
+        _mark_failed(attempt.pk)
         raise ProviderUnavailable("the provider returned a pinId already in use") from err
     except DatabaseError:
         # The SMS is out but its pinId is not stored: the row stays "sending"
@@ -141,6 +134,15 @@ def send_code(phone: str, *, user: Any = None, purpose: str | None = None, chann
     attempt.status = AttemptStatus.PENDING
     events.log_event(events.SEND_ACCEPTED, phone=phone, attempt=attempt.pk)
     _announce_sent(attempt, channel, resend=False)
+    return attempt
+
+
+def _insert_claimed(attempt: OtpAttempt, state: phone_state.PhoneLimits, sends: list[int], now: int) -> OtpAttempt:
+    """Insert ``attempt`` and record its send on the phone's state, both or neither."""
+    pk = attempt_sql.insert_attempt(attempt, claim=phone_state.send_claim(state, sends, now))
+    if pk is None:
+        raise phone_state.PhoneStateChanged()
+    attempt.pk = pk
     return attempt
 
 
@@ -175,10 +177,10 @@ def _announce_sent(attempt: OtpAttempt, channel: str, *, resend: bool) -> None:
     )
 
 
-def _mark_failed(attempt: Any) -> None:
+def _mark_failed(attempt_id: int) -> None:
     """Best effort: a database that is failing must not hide the original error."""
     try:
-        attempt.update(status=AttemptStatus.FAILED)
+        OtpAttempt.objects.filter(pk=attempt_id).update(status=AttemptStatus.FAILED)
     except DatabaseError:
         logger.warning("could not mark an OTP attempt as failed")
 
@@ -190,7 +192,7 @@ def _mark_failed(attempt: Any) -> None:
 _CLAIM_TRIES = 16
 
 
-def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> tuple[Any, counters.Counted, int]:
+def _within_send_limits(phone: str, region: str, purpose: str, reserve: Reserve[T]) -> tuple[T, counters.Counted, int]:
     """Count the send against every limit, then ``reserve(state, sends, now)`` it for the phone.
 
     The shared counters (prefix, country, budget) are counted first, by one
@@ -213,30 +215,31 @@ def _within_send_limits(phone: str, region: str, purpose: str, reserve: Any) -> 
         try:
             reserved = _reserve_for_phone(state, now, reserve)
         finally:
+            # Refused, or nothing to reserve (a resend with no live code): nothing counts.
             if reserved is None:
                 counters.uncount_send(counted)
         return reserved, counted, now
-    except counters.VelocityTripped as err:
-        events.log_event(
-            events.SEND_BLOCKED,
-            phone=phone,
-            level=logging.WARNING,
-            reason=err.reason,
-            block=err.counter.key.split(":")[0],
-        )
-        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=err.reason)
+    except (RateLimited, BudgetExhausted) as err:
+        _log_refused_send(phone, purpose, err)
         raise
-    except RateLimited as err:
-        events.log_event(events.SEND_BLOCKED, phone=phone, reason=err.reason)
-        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=err.reason)
-        raise
-    except BudgetExhausted as err:
+
+
+def _log_refused_send(phone: str, purpose: str, err: RateLimited | BudgetExhausted) -> None:
+    """Log and signal a send a limit refused; a spent budget is the site's problem, so an error."""
+    if isinstance(err, BudgetExhausted):
         events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.ERROR, reason=str(err))
-        signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason="send_budget")
-        raise
+        reason = "send_budget"
+    elif isinstance(err, counters.VelocityTripped):
+        block = err.counter.key.split(":")[0]
+        events.log_event(events.SEND_BLOCKED, phone=phone, level=logging.WARNING, reason=err.reason, block=block)
+        reason = err.reason
+    else:
+        events.log_event(events.SEND_BLOCKED, phone=phone, reason=err.reason)
+        reason = err.reason
+    signals.send_blocked.send(sender=OtpAttempt, phone=phone, purpose=purpose, reason=reason)
 
 
-def _reserve_for_phone(state: phone_state.PhoneLimits, now: int, reserve: Any) -> Any:
+def _reserve_for_phone(state: phone_state.PhoneLimits, now: int, reserve: Reserve[T]) -> T:
     """``reserve`` the send on the phone's ``state``, reading the state again while parallel sends change it."""
     for tries in range(_CLAIM_TRIES):
         if tries:
@@ -261,41 +264,42 @@ def _record_delivery(attempt: OtpAttempt, pin_id: str) -> None:
         attempt_sql.record_delivery(attempt.pk, attempt.phone, attempt.purpose, pin_id)
 
 
-def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
+def _resend_keeps_pin(sent_by: str, channel: str) -> bool:
+    """Whether a PIN sent by ``sent_by`` may be delivered again by ``channel``.
+
+    A resend reuses the template of the first send (Infobip's resend takes no
+    messageId). With origin-bound codes SMS and calls have templates of their
+    own, the SMS one ending with ``@host #code``: read out by a call it is
+    noise, and an SMS from the call's template has no line to autofill. Then
+    only a resend by the same channel keeps the PIN.
+    """
+    return sent_by == channel or not otp_settings.WEBOTP_DOMAIN
+
+
+def resend_code(phone: str, *, user: User = None, purpose: str | None = None, channel: str = SMS) -> OtpAttempt:
     """Deliver the PIN already in flight for ``phone`` again (same PIN, same pinId).
 
     It is under the same cooldown and daily cap as a send. With no live attempt
-    it is a send.
+    it is a send; so is a resend by the other channel while
+    ``OTP["WEBOTP_DOMAIN"]`` is set (a new PIN, which supersedes the old one).
 
     :raises: as :func:`send_code`.
     """
     purpose = validate_purpose(purpose)
     channel = validate_channel(channel)
     phone, region = _checked_destination(phone, purpose)
-    now = timezone.now()
-
-    def live_attempt(state: phone_state.PhoneLimits, sends: list[int], seconds: int) -> OtpAttempt | None:
-        attempt = (
-            OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
-            .exclude(pin_id=None)
-            .only("pk", "phone", "pin_id", "purpose", "user_id")
-            .order_by("-pk")
-            .first()
-        )
-        if attempt is not None:
-            phone_state.record_send(state, sends, seconds)
-        return attempt
-
-    attempt, counted, sent_at = _within_send_limits(phone, region, purpose, live_attempt)
-    if attempt is None:
+    live = partial(_live_attempt, phone, purpose, channel, timezone.now())
+    attempt, counted, sent_at = _within_send_limits(phone, region, purpose, live)
+    if attempt is None or attempt.pin_id is None:  # _live_attempt only finds codes with a pinId
         return send_code(phone, user=user, purpose=purpose, channel=channel)
+    pin_id = attempt.pin_id
     try:
         provider = get_provider()
-        result: SendResult = call_provider(lambda: provider.resend(attempt.pin_id, channel=channel))
+        result: SendResult = call_provider(lambda: provider.resend(pin_id, channel=channel))
     except ProviderError as err:
         _send_failed(phone, "resend", err, sent_at, counted)
         if isinstance(err, PinNotFound):
-            OtpAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.PENDING).update(status=AttemptStatus.EXPIRED)
+            _close_pending(attempt.pk, AttemptStatus.EXPIRED)
             raise ProviderUnavailable("the provider no longer knows the PIN", nothing_sent=err.nothing_sent) from err
         raise
     if not result.delivered:
@@ -304,6 +308,32 @@ def resend_code(phone: str, *, user: Any = None, purpose: str | None = None, cha
     OtpAttempt.objects.filter(pk=attempt.pk).update(resends=F("resends") + 1)
     events.log_event(events.RESEND_ACCEPTED, phone=phone, attempt=attempt.pk, channel=channel)
     _announce_sent(attempt, channel, resend=True)
+    return attempt
+
+
+def _live_attempt(
+    phone: str,
+    purpose: str,
+    channel: str,
+    now: datetime,
+    state: phone_state.PhoneLimits,
+    sends: list[int],
+    seconds: int,
+) -> OtpAttempt | None:
+    """The phone's newest code for ``purpose`` that ``channel`` may deliver again; None if none.
+
+    Its resend is recorded on the phone's state.
+    """
+    attempt = (
+        OtpAttempt.objects.filter(phone=phone, purpose=purpose, status=AttemptStatus.PENDING, expires_at__gt=now)
+        .exclude(pin_id=None)
+        .only("pk", "phone", "pin_id", "purpose", "user_id", "channel")
+        .order_by("-pk")
+        .first()
+    )
+    if attempt is None or not _resend_keeps_pin(attempt.channel, channel):
+        return None
+    phone_state.record_send(state, sends, seconds)
     return attempt
 
 
@@ -363,7 +393,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
             "phone locked after failed verifications", retry_after=clock.coarse(attempt.locked_until - seconds)
         )
     if attempt.expired:
-        attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
+        _close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "expired")
     slot = attempt.slot
     if slot is None:
@@ -377,13 +407,15 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
         with timer.asking_provider():
             result = call_provider(lambda: provider.verify(pin_id, pin))
     except PinNotFound:
-        attempt_sql.close_pending(attempt.pk, AttemptStatus.EXPIRED)
+        _close_pending(attempt.pk, AttemptStatus.EXPIRED)
         _verify_failed(phone, purpose, "unknown_to_provider")
     except ProviderRateLimited as err:
         # The one answer that depends on the endpoint, decided here where the
         # slot is handed back: the provider checked no PIN, so the client is
         # told to wait (429), where a throttled send is the site failing (503).
-        OtpAttempt.objects.filter(pk=attempt.pk, failed_verifies__gt=0).update(failed_verifies=F("failed_verifies") - 1)
+        OtpAttempt.objects.filter(pk=attempt.pk, verify_slots_used__gt=0).update(
+            verify_slots_used=F("verify_slots_used") - 1
+        )
         retry_after = clock.coarse(err.retry_after or clock.RETRY_AFTER_STEP)
         provider_calls.note_throttled(phone, "verify", retry_after)
         raise RateLimited("provider throttled verifies of this phone", retry_after=retry_after) from err
@@ -405,7 +437,7 @@ def _verify(phone: str, pin: str, purpose: str | None, timer: verify_timing.Veri
     if closing is None and (result.attempts_remaining == 0 or slot >= max_attempts):
         closing = AttemptStatus.EXHAUSTED
     if closing is not None:
-        attempt_sql.close_pending(attempt.pk, closing)
+        _close_pending(attempt.pk, closing)
     phone_state.record_verify_failure(phone, seconds)
     _verify_failed(phone, purpose, (result.pin_error or "not_verified").lower())
 
@@ -433,7 +465,7 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     # verification; with none, the single UPDATE is atomic by itself.
     receivers = signals.phone_verified.has_listeners(OtpAttempt)
     with transaction.atomic() if receivers else nullcontext():
-        status = attempt_sql.mark_verified(attempt.pk, verified_at)
+        status = _verified_or_expired(attempt.pk, verified_at)
         if status == AttemptStatus.VERIFIED:
             attempt.status = AttemptStatus.VERIFIED
             attempt.verified_at = verified_at
@@ -446,6 +478,29 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     if status != AttemptStatus.VERIFIED:
         _verify_failed(attempt.phone, attempt.purpose, "expired" if status else "closed_meanwhile")
     return attempt
+
+
+def _verified_or_expired(attempt_id: int, verified_at: datetime) -> str | None:
+    """Pending -> verified, once, if ``verified_at`` is before the expiry; else pending -> expired.
+
+    Either way the PIN was right, so its verify slot is given back.
+
+    :returns: the status the attempt took, or None if it was no longer pending.
+    """
+    pending = OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING)
+    slot_back = F("verify_slots_used") - 1
+    if pending.filter(expires_at__gt=verified_at).update(
+        status=AttemptStatus.VERIFIED, verified_at=verified_at, verify_slots_used=slot_back
+    ):
+        return AttemptStatus.VERIFIED
+    if pending.update(status=AttemptStatus.EXPIRED, verify_slots_used=slot_back):
+        return AttemptStatus.EXPIRED
+    return None
+
+
+def _close_pending(attempt_id: int, status: AttemptStatus) -> None:
+    """Pending -> ``status`` (expired, exhausted...); a no-op if it is no longer pending."""
+    OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING).update(status=status)
 
 
 def invalidate_attempts(attempt_ids: Iterable[int]) -> int:

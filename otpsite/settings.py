@@ -280,6 +280,7 @@ OTP: dict[str, Any] = {
             "base_url": setting("INFOBIP_BASE_URL", ""),
             "application_id": setting("INFOBIP_2FA_APP_ID", ""),
             "message_id": setting("INFOBIP_2FA_MSG_ID", ""),
+            "voice_message_id": setting("INFOBIP_2FA_VOICE_MSG_ID", ""),
             "connect_timeout": setting("INFOBIP_CONNECT_TIMEOUT", 3.0, env.float),
             "read_timeout": setting("INFOBIP_READ_TIMEOUT", 10.0, env.float),
         }
@@ -292,6 +293,7 @@ OTP: dict[str, Any] = {
     "DEFAULT_REGION": setting("OTP_DEFAULT_REGION", "") or None,
     "MAX_REQUEST_BYTES": setting("OTP_MAX_REQUEST_BYTES", 1024, env.int),
     "RETENTION_DAYS": setting("OTP_RETENTION_DAYS", 30, env.int),
+    "WEBOTP_DOMAIN": setting("OTP_WEBOTP_DOMAIN", "") or None,
     # The home page is the app's verification flow, in the site's frame.
     "WEB_BASE_TEMPLATE": "otpsite/base.html",
 }

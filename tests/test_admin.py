@@ -176,8 +176,8 @@ LEAKING_LOOKUPS = [
     {"purpose": "default"},
     {"user__username": "owner"},
     {"user": "1"},
-    {"failed_verifies": "0"},
-    {"failed_verifies__gte": "0"},
+    {"verify_slots_used": "0"},
+    {"verify_slots_used__gte": "0"},
     {"status": AttemptStatus.PENDING},  # the filter itself sends status__exact
     {"created_at__hour": "0"},
     {"expires_at__gte": "2000-01-01"},

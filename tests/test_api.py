@@ -102,7 +102,7 @@ def test_verify_bad_pin(otp_api, outbox, pin, message):
     body = {"phoneNumber": PHONE} if pin is None else {"phoneNumber": PHONE, "pin": pin}
     response = otp_api.post("/verify-otp", body)
     assert response.status_code == 400 and response.json()["error"] == message
-    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert OtpAttempt.objects.get().verify_slots_used == 0
 
 
 def test_pin_length_follows_setting(otp_api, outbox, settings):

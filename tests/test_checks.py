@@ -21,6 +21,7 @@ from otp.checks import (
     check_provider,
     check_unknown_keys,
     check_web_pages,
+    check_webotp_domain,
 )
 from otp.conf import DEFAULTS, OtpSettings
 from tests.conftest import INFOBIP_OPTIONS
@@ -243,6 +244,7 @@ MALFORMED = {
     "PURPOSES": ("login", "otp.E044"),
     "DEFAULT_PURPOSE": ("Sign Up", "otp.E044"),
     "CHANNELS": (("sms", "fax"), "otp.E045"),
+    "WEBOTP_DOMAIN": ("https://example.com", "otp.E047"),
     "VERIFICATION_TOKEN_MAX_AGE_SECONDS": (None, "otp.E030"),
     "VERIFICATION_TOKEN_SINGLE_USE": ("no", "otp.E031"),
     "CIRCUIT_FAILURES": (-1, "otp.E043"),
@@ -251,8 +253,8 @@ MALFORMED = {
     "PROVIDER_MAX_CONCURRENCY": (1.5, "otp.E043"),
     "PROVIDER_QUEUE_TIMEOUT_SECONDS": (-1, "otp.E041"),
     "PROVIDER_THROTTLE_ALERT_NUMBERS": (0, "otp.E023"),
-    "WEB_BASE_TEMPLATE": ("", "otp.E047"),
-    "WEB_SUCCESS_URL": (None, "otp.E047"),
+    "WEB_BASE_TEMPLATE": ("", "otp.E048"),
+    "WEB_SUCCESS_URL": (None, "otp.E048"),
 }
 SETTINGS_CHECKS = (
     check_provider,
@@ -261,6 +263,7 @@ SETTINGS_CHECKS = (
     check_limits,
     check_other_settings,
     check_web_pages,
+    check_webotp_domain,
 )
 
 
@@ -339,7 +342,7 @@ def test_every_setting_has_a_typed_documented_accessor(name):
 def test_a_base_template_no_engine_finds_warns(settings):
     settings.OTP = {**settings.OTP, "WEB_BASE_TEMPLATE": "site/bsae.html"}
     (warning,) = check_web_pages()
-    assert warning.id == "otp.W047" and warning.level == WARNING and "'site/bsae.html'" in warning.msg
+    assert warning.id == "otp.W048" and warning.level == WARNING and "'site/bsae.html'" in warning.msg
 
 
 def test_a_base_template_an_engine_finds_passes(settings):

@@ -171,7 +171,7 @@ def test_bad_forwarded_for_on_verify_counts_no_failure(otp_api, outbox, proxies,
     for _ in range(3):
         response = otp_api.post("/verify-otp", {"phoneNumber": PHONE, "pin": wrong}, REMOTE_ADDR=PROXY)
         assert_refused(response)
-    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert OtpAttempt.objects.get().verify_slots_used == 0
     pin = outbox[0].pin
     response = otp_api.post(
         "/verify-otp", {"phoneNumber": PHONE, "pin": pin}, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=PROXY

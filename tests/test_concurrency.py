@@ -85,7 +85,7 @@ def test_parallel_wrong_guesses_never_exceed_the_cap(infobip):
     verify_calls = [c for c in infobip.calls if c.request.url.endswith("/verify")]
     assert len(verify_calls) == 5
     row = OtpAttempt.objects.get()
-    assert row.failed_verifies == 5 and row.status == AttemptStatus.EXHAUSTED
+    assert row.verify_slots_used == 5 and row.status == AttemptStatus.EXHAUSTED
 
 
 def test_parallel_sends_leave_exactly_one_pending(outbox):

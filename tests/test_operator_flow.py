@@ -101,3 +101,27 @@ def test_provision_serve_inspect_and_clean_up(tmp_path, emulator):
         tmp_path, "shell", "-c", "from otp.models import OtpAttempt; print(OtpAttempt.objects.count())", **infobip
     )
     assert count.stdout.strip().splitlines()[-1] == "0"
+
+
+def test_origin_bound_codes_from_the_environment(tmp_path, emulator):
+    env_file = tmp_path / "site.env"
+    env_file.write_text("DEBUG=1\nOTP_WEBOTP_DOMAIN=example.com\n")
+    infobip = {"INFOBIP_API_KEY": API_KEY, "INFOBIP_BASE_URL": emulator.base_url, "OTPSITE_ENV_FILE": str(env_file)}
+
+    result = manage(tmp_path, "otp_provision", "--write-env", str(env_file), **infobip)
+    assert result.returncode == 0, result.stderr
+    ids = dict(re.findall(r"^(INFOBIP_2FA_\w+_ID)=(\S+)$", env_file.read_text(), re.M))
+    assert set(ids) == {"INFOBIP_2FA_APP_ID", "INFOBIP_2FA_MSG_ID", "INFOBIP_2FA_VOICE_MSG_ID"}
+    templates = emulator.emulator.apps[ids["INFOBIP_2FA_APP_ID"]].templates
+    assert templates[ids["INFOBIP_2FA_MSG_ID"]]["messageText"].endswith("\n\n@example.com #{{pin}}")
+    assert "@" not in templates[ids["INFOBIP_2FA_VOICE_MSG_ID"]]["messageText"]
+
+    # The site reads all three IDs: no warning that calls would read the SMS template.
+    checked = manage(tmp_path, "check", **infobip)
+    assert checked.returncode == 0 and "otp.W015" not in checked.stdout + checked.stderr
+    assert manage(tmp_path, "otp_provision", "--check", **infobip).returncode == 0
+
+    # Without the voice template's ID, the site warns.
+    env_file.write_text(env_file.read_text().replace("INFOBIP_2FA_VOICE_MSG_ID=", "OLD_VOICE_ID="))
+    warned = manage(tmp_path, "check", **infobip)
+    assert "otp.W015" in warned.stdout + warned.stderr

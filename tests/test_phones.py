@@ -129,7 +129,7 @@ def test_a_bad_form_on_verify_counts_no_failure(otp_api, outbox):
     response = otp_api.post("/verify-otp", {"phoneNumber": "++14155552671", "pin": outbox[0].pin})
     assert response.status_code == 400 and response.json() == NOT_VALID
     attempt = OtpAttempt.objects.get()  # the right PIN never reached the provider
-    assert attempt.status == AttemptStatus.PENDING and attempt.failed_verifies == 0
+    assert attempt.status == AttemptStatus.PENDING and attempt.verify_slots_used == 0
 
 
 def test_a_repeated_number_is_parsed_once(monkeypatch):

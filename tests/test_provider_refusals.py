@@ -126,7 +126,7 @@ def test_a_throttled_verify_is_429_for_that_client_and_costs_no_attempt(otp_api,
     assert response.json() == {"error": "Too many requests. Please try again later.", "code": "rate_limited"}
     assert response.headers["Retry-After"] == "120"  # at least Infobip's, in whole minutes
     attempt = OtpAttempt.objects.get()
-    assert attempt.status == AttemptStatus.PENDING and attempt.failed_verifies == 0  # the slot came back
+    assert attempt.status == AttemptStatus.PENDING and attempt.verify_slots_used == 0  # the slot came back
     assert PhoneState.objects.get(phone=PHONE).consecutive_failures == 0
     infobip.replace("POST", f"{PIN_URL}/P1/verify", json={"verified": True, "pinId": "P1"})
     assert otp_api.verify("123456").status_code == 200

@@ -765,3 +765,240 @@ def test_bad_voice_options_are_refused_before_any_call(http, option, value):
     error = fail(option, value)
     assert option.lstrip("-").split("-")[0] in str(error).lower() or "refused" in str(error)
     assert len(http.calls) == 0
+
+
+# -- origin-bound codes (WEBOTP_DOMAIN) ---------------------------------------------------
+
+VOICE_ID = "9C815F8AF3328"
+VOICE_URL = f"{MESSAGES}/{VOICE_ID}"
+ORIGIN_TEXT = "Your verification code is below.\n\n@example.com #{{pin}}"
+WANTED_SMS = {"messageText": ORIGIN_TEXT, "pinType": "NUMERIC", "pinLength": 6}
+WANTED_VOICE = WANTED_TEMPLATE  # the plain text, with the voice fields
+LIVE_SMS = {"messageId": MSG_ID, "applicationId": APP_ID, "pinPlaceholder": "{{pin}}", **WANTED_SMS}
+LIVE_VOICE = {**LIVE_TEMPLATE, "messageId": VOICE_ID}
+
+
+@pytest.fixture
+def webotp(settings: Any) -> str:
+    settings.OTP["WEBOTP_DOMAIN"] = "example.com"
+    return "example.com"
+
+
+@pytest.fixture
+def all_ids(settings: Any, webotp: str) -> None:
+    settings.OTP["PROVIDER_OPTIONS"].update(application_id=APP_ID, message_id=MSG_ID, voice_message_id=VOICE_ID)
+
+
+def test_webotp_creates_an_origin_bound_sms_template_and_a_voice_template(http, webotp, tmp_path):
+    env = tmp_path / ".env"
+    http.get(APPS, json=[])
+    http.post(APPS, json=LIVE_APP)
+    http.post(MESSAGES, json=LIVE_SMS)
+    http.post(MESSAGES, json=LIVE_VOICE)
+    out, _ = run("--write-env", str(env))
+    assert calls(http)[2:] == [("POST", MESSAGES, WANTED_SMS), ("POST", MESSAGES, WANTED_VOICE)]
+    assert f"SMS template {MSG_ID}: created" in out and f"Voice template {VOICE_ID}: created" in out
+    assert '  messageText: "Your verification code is below.\\n\\n@example.com #{{pin}}"' in out
+    assert f"INFOBIP_2FA_VOICE_MSG_ID={VOICE_ID}\n" in out
+    assert env.read_text() == (
+        f"INFOBIP_2FA_APP_ID={APP_ID}\nINFOBIP_2FA_MSG_ID={MSG_ID}\nINFOBIP_2FA_VOICE_MSG_ID={VOICE_ID}\n"
+    )
+
+
+def test_webotp_voice_options_go_on_the_voice_template_only(http, webotp):
+    http.get(APPS, json=[])
+    http.post(APPS, json=LIVE_APP)
+    http.post(MESSAGES, json=LIVE_SMS)
+    http.post(MESSAGES, json=LIVE_VOICE)
+    run("--sender-id", "ACME", "--language", "de", "--voice-name", "Hans", "--repeat-dtmf", "1#")
+    assert calls(http)[2][2] == {**WANTED_SMS, "senderId": "ACME"}
+    assert calls(http)[3][2] == {
+        **WANTED_VOICE,
+        "language": "de",
+        "voiceName": "Hans",
+        "repeatDTMF": "1#",
+        "senderId": "ACME",
+    }
+
+
+def test_webotp_second_run_changes_nothing(http, webotp):
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_VOICE, LIVE_SMS])
+    out, _ = run()
+    assert [c[0] for c in calls(http)] == ["GET", "GET"] and "Infobip is up to date." in out
+    assert f"INFOBIP_2FA_MSG_ID={MSG_ID}" in out and f"INFOBIP_2FA_VOICE_MSG_ID={VOICE_ID}" in out
+
+
+def test_turning_webotp_on_rewrites_the_configured_template_and_adds_a_voice_one(http, configured_ids, webotp):
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_TEMPLATE])
+    http.put(MSG_URL, json=LIVE_SMS)
+    http.post(MESSAGES, json=LIVE_VOICE)
+    out, _ = run()
+    assert calls(http)[2:] == [("PUT", MSG_URL, WANTED_SMS), ("POST", MESSAGES, WANTED_VOICE)]
+    assert f'messageText: "Your verification code is {{{{pin}}}}" -> {json.dumps(ORIGIN_TEXT)}' in out
+
+
+def test_turning_webotp_on_without_ids_keeps_the_plain_template_for_calls(http, webotp):
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_TEMPLATE])
+    http.post(MESSAGES, json={**LIVE_SMS, "messageId": "NEWSMS"})
+    out, _ = run()
+    assert calls(http)[2:] == [("POST", MESSAGES, WANTED_SMS)]
+    assert "INFOBIP_2FA_MSG_ID=NEWSMS" in out and f"INFOBIP_2FA_VOICE_MSG_ID={MSG_ID}" in out
+    assert f"Voice template {MSG_ID}: up to date" in out
+
+
+def test_a_voice_id_naming_the_sms_template_is_never_the_voice_template(http, settings, webotp):
+    settings.OTP["PROVIDER_OPTIONS"].update(application_id=APP_ID, message_id=MSG_ID, voice_message_id=MSG_ID)
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_SMS])
+    http.post(MESSAGES, json=LIVE_VOICE)
+    out, _ = run()
+    assert calls(http)[2:] == [("POST", MESSAGES, WANTED_VOICE)]
+    assert f"INFOBIP_2FA_MSG_ID={MSG_ID}" in out and f"INFOBIP_2FA_VOICE_MSG_ID={VOICE_ID}" in out
+
+
+def test_a_configured_voice_template_is_kept_in_line_without_webotp(http, settings):
+    settings.OTP["PROVIDER_OPTIONS"].update(application_id=APP_ID, message_id=MSG_ID, voice_message_id=VOICE_ID)
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_TEMPLATE, {**LIVE_VOICE, "pinLength": 4}])
+    http.put(VOICE_URL, json=LIVE_VOICE)
+    out, _ = run()
+    assert calls(http)[2:] == [("PUT", VOICE_URL, WANTED_VOICE)]
+    assert "pinLength: 4 -> 6" in out and f"INFOBIP_2FA_VOICE_MSG_ID={VOICE_ID}" in out
+
+
+def test_webotp_dry_run(http, webotp):
+    http.get(APPS, json=[])
+    out, _ = run("--dry-run")
+    assert "SMS template: would create" in out and "Voice template: would create" in out
+    assert "INFOBIP_2FA" not in out
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("ACME: your code is below.", "ACME: your code is below.\n\n@example.com #{{pin}}"),
+        ("ACME: your code is below.\n\n@example.com #{{pin}}", "ACME: your code is below.\n\n@example.com #{{pin}}"),
+        ("ACME: code below.\n@example.com #{{pin}}\n", "ACME: code below.\n\n@example.com #{{pin}}"),
+    ],
+)
+def test_webotp_custom_message_text_gets_the_origin_line(http, webotp, text, sent):
+    http.get(APPS, json=[])
+    http.post(APPS, json=LIVE_APP)
+    http.post(MESSAGES, json=LIVE_SMS)
+    http.post(MESSAGES, json=LIVE_VOICE)
+    run("--message-text", text, "--voice-message-text", "ACME code: {{pin}}")
+    assert calls(http)[2][2]["messageText"] == sent
+    assert calls(http)[3][2]["messageText"] == "ACME code: {{pin}}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--message-text", "Your code is {{pin}}"], "must not contain {{pin}}: provisioning appends the line"),
+        (["--message-text", "Code below.\n\n@other.example #{{pin}}"], "holds the origin line '@other.example"),
+        (["--message-text", "@example.com #{{pin}}"], "needs a human-readable line"),
+        (["--message-text", "Hi {{name}}, code below."], "not {{name}}"),
+        (["--voice-message-text", "Code {{pin}}\n@example.com #{{pin}}"], "must not hold an origin line"),
+        (["--voice-message-text", "Your code"], "voice message text must contain {{pin}}"),
+    ],
+)
+def test_webotp_refused_texts(http, webotp, args, message):
+    assert message in str(fail(*args))
+    assert len(http.calls) == 0
+
+
+def test_a_voice_text_without_a_voice_template_is_refused(http):
+    assert "needs a voice template of its own" in str(fail("--voice-message-text", "Code {{pin}}"))
+
+
+@pytest.mark.parametrize("domain", ["https://example.com", "example.com:443"])
+def test_an_invalid_domain_is_refused_before_any_request(http, settings, domain):
+    settings.OTP["WEBOTP_DOMAIN"] = domain
+    error = fail()
+    assert f"fix the OTP settings first: OTP['WEBOTP_DOMAIN'] = {domain!r} is not a bare host" in str(error)
+    assert len(http.calls) == 0
+
+
+def test_webotp_check_compliant(http, all_ids):
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json=LIVE_SMS)
+    http.get(VOICE_URL, json=LIVE_VOICE)
+    assert "complies" in run("--check")[0]
+    assert [c[1] for c in calls(http)] == [APP_URL, MSG_URL, VOICE_URL]
+
+
+def not_compliant(*args: str) -> list[str]:
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("otp_provision", "--check", *args, stdout=out, stderr=err)
+    assert info.value.returncode == 2
+    return [line[2:] for line in out.getvalue().splitlines() if line.startswith("- ")]
+
+
+def test_webotp_check_reports_an_sms_template_without_the_origin_line(http, all_ids):
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json={**LIVE_SMS, "messageText": "Your code is {{pin}}\n\n@example.org #{{pin}}"})
+    http.get(VOICE_URL, json=LIVE_VOICE)
+    assert not_compliant() == [
+        "messageText does not end with the line @example.com #{{pin}}: browsers will not offer the code on example.com"
+    ]
+
+
+def test_webotp_check_reports_a_voice_template_carrying_the_origin_line(http, all_ids):
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json=LIVE_SMS)
+    http.get(VOICE_URL, json={**LIVE_VOICE, "messageText": ORIGIN_TEXT, "pinLength": 4})
+    assert not_compliant() == [
+        "voice template: pinLength is 4, the local PIN_LENGTH is 6",
+        "voice template: messageText holds the origin line @example.com #{{pin}}, which calls read out",
+    ]
+
+
+def test_webotp_check_reports_calls_sharing_the_sms_template(http, settings, webotp):
+    settings.OTP["PROVIDER_OPTIONS"].update(application_id=APP_ID, message_id=MSG_ID, voice_message_id=MSG_ID)
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json=LIVE_SMS)
+    http.get(MSG_URL, json=LIVE_SMS)
+    assert not_compliant() == [
+        "voice template: messageText holds the origin line @example.com #{{pin}}, which calls read out"
+    ]
+
+
+def test_webotp_check_reports_a_missing_voice_template(http, configured_ids, webotp):
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json=LIVE_SMS)
+    http.get(MESSAGES, json=[LIVE_SMS])  # the SMS template has no plain twin for calls
+    assert not_compliant() == [f"application {APP_ID} has no voice template with the expected text"]
+
+
+def test_webotp_check_finds_the_voice_template_by_text(http, configured_ids, webotp):
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json=LIVE_SMS)
+    http.get(MESSAGES, json=[LIVE_SMS, LIVE_VOICE])
+    assert "complies" in run("--check")[0]
+
+
+def test_webotp_check_reports_a_configured_voice_template_that_does_not_exist(http, all_ids):
+    http.get(APP_URL, json=LIVE_APP)
+    http.get(MSG_URL, json=LIVE_SMS)
+    http.get(VOICE_URL, status=404, json={"requestError": {"serviceException": {"messageId": "NOT_FOUND"}}})
+    assert not_compliant() == [f"the configured voice template {VOICE_ID} does not exist in application {APP_ID}"]
+
+
+def test_webotp_check_by_name_and_text(http, webotp):
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_TEMPLATE])  # not origin-bound yet: only the voice text matches
+    assert not_compliant() == [f"application {APP_ID} has no SMS template with the expected text"]
+
+
+def test_without_a_domain_the_sms_template_is_not_the_configured_voice_one(http, settings):
+    settings.OTP["PROVIDER_OPTIONS"].update(application_id=APP_ID, voice_message_id=VOICE_ID)
+    http.get(APPS, json=[LIVE_APP])
+    http.get(MESSAGES, json=[LIVE_VOICE])  # the same plain text as an SMS template would have
+    http.post(MESSAGES, json=LIVE_TEMPLATE)
+    out, _ = run()
+    assert calls(http)[2:] == [("POST", MESSAGES, {k: v for k, v in WANTED_TEMPLATE.items() if k != "language"})]
+    assert f"INFOBIP_2FA_MSG_ID={MSG_ID}" in out and f"INFOBIP_2FA_VOICE_MSG_ID={VOICE_ID}" in out

@@ -44,7 +44,7 @@ def test_send_records_pending_attempt(outbox):
     assert row.pk == attempt.pk and row.phone == PHONE and row.status == AttemptStatus.PENDING
     assert row.pin_id == outbox[0].pin_id and row.provider == "locmem"
     assert timedelta(seconds=299) < row.expires_at - before <= timedelta(seconds=301)
-    assert row.verified_at is None and row.failed_verifies == 0
+    assert row.verified_at is None and row.verify_slots_used == 0
 
 
 def test_row_is_committed_before_the_provider_is_called(settings, monkeypatch):
@@ -121,7 +121,7 @@ def test_verify_rejects_bad_input_before_anything(outbox):
         services.verify_code(PHONE, "12345")
     with pytest.raises(InvalidPhoneNumber):
         services.verify_code("+1415", outbox[0].pin)
-    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert OtpAttempt.objects.get().verify_slots_used == 0
 
 
 def test_local_expiry_closes_without_provider_call(outbox, infobip):
@@ -131,7 +131,7 @@ def test_local_expiry_closes_without_provider_call(outbox, infobip):
         services.verify_code(PHONE, "123456")
     assert len(infobip.calls) == 1  # only the send
     assert statuses() == [AttemptStatus.EXPIRED]
-    assert OtpAttempt.objects.get().failed_verifies == 0  # no verify slot was taken
+    assert OtpAttempt.objects.get().verify_slots_used == 0  # no verify slot was taken
 
 
 def test_a_locked_out_phone_takes_no_verify_slot(outbox):
@@ -142,7 +142,7 @@ def test_a_locked_out_phone_takes_no_verify_slot(outbox):
     PhoneState.objects.filter(phone=PHONE).update(locked_until=int(timezone.now().timestamp()) + 600)
     with pytest.raises(RateLimited):
         services.verify_code(PHONE, outbox[0].pin)
-    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert OtpAttempt.objects.get().verify_slots_used == 0
     assert statuses() == [AttemptStatus.PENDING]
 
 
@@ -169,7 +169,7 @@ def test_attempt_cap_then_even_the_right_pin_fails(outbox, settings):
     assert statuses() == [AttemptStatus.EXHAUSTED]
     with pytest.raises(VerificationFailed):
         services.verify_code(PHONE, pin)
-    assert OtpAttempt.objects.get().failed_verifies == 3
+    assert OtpAttempt.objects.get().verify_slots_used == 3
 
 
 def test_success_after_failures_counts_them(outbox):
@@ -179,7 +179,7 @@ def test_success_after_failures_counts_them(outbox):
             services.verify_code(PHONE, wrong(outbox[0].pin))
     attempt = services.verify_code(PHONE, outbox[0].pin)
     row = OtpAttempt.objects.get()
-    assert row.failed_verifies == 2 and row.verified_at == attempt.verified_at
+    assert row.verify_slots_used == 2 and row.verified_at == attempt.verified_at
 
 
 def test_single_use_even_when_provider_verifies_again(infobip):
@@ -211,7 +211,7 @@ def test_provider_failures_map_to_status(infobip, answer, status):
     with pytest.raises(VerificationFailed):
         services.verify_code(PHONE, "123456")
     assert statuses() == [status]
-    assert OtpAttempt.objects.get().failed_verifies == 1
+    assert OtpAttempt.objects.get().verify_slots_used == 1
 
 
 def test_provider_404_closes_the_attempt(infobip):
@@ -230,7 +230,7 @@ def test_provider_outage_on_verify_keeps_attempt_pending_and_counted(infobip):
     with pytest.raises(ProviderUnavailable):
         services.verify_code(PHONE, "123456")
     row = OtpAttempt.objects.get()
-    assert row.status == AttemptStatus.PENDING and row.failed_verifies == 1
+    assert row.status == AttemptStatus.PENDING and row.verify_slots_used == 1
 
 
 def test_signal_carries_attempt_phone_and_user(outbox, django_user_model):

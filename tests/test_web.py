@@ -207,7 +207,7 @@ def test_a_wrong_code_is_an_error_of_the_code_field_and_counts_like_the_api(clie
     assert find(response, "a", href="#id_code")
     assert api_answer.status_code == 401
     html_attempt, api_attempt = OtpAttempt.objects.get(phone=PHONE), OtpAttempt.objects.get(phone=OTHER_PHONE)
-    assert html_attempt.failed_verifies == api_attempt.failed_verifies == 1
+    assert html_attempt.verify_slots_used == api_attempt.verify_slots_used == 1
     assert [PhoneState.objects.get(phone=p).consecutive_failures for p in (PHONE, OTHER_PHONE)] == [1, 1]
     assert failures == [(PHONE, "wrong_pin"), (OTHER_PHONE, "wrong_pin")]
     # Still pending: the right code verifies.
@@ -244,7 +244,7 @@ def test_a_malformed_code_is_an_error_of_its_field_and_counts_nothing(client, ou
     send(client)
     response = verify(client, typed)
     assert text(response, "id_code_error") == (message or "Enter the 6 digits of the code.")
-    assert OtpAttempt.objects.get().failed_verifies == 0
+    assert OtpAttempt.objects.get().verify_slots_used == 0
 
 
 def test_spaces_and_full_width_digits_are_the_same_code(client, outbox):

@@ -96,7 +96,7 @@ class SendCodeView(OtpAPIView):
 class ResendCodeView(SendCodeView):
     resend = True
 
-    @send_schema(SendCodeSerializer, "Deliver the PIN in flight again (a send when none is live)")
+    @send_schema(SendCodeSerializer, "Deliver the PIN in flight again, or send a new one")
     def post(self, request: Request) -> Response:
         return super().post(request)
 

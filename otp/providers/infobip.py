@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
@@ -297,6 +297,7 @@ class InfobipProvider(BaseProvider):
         base_url: str,
         application_id: str,
         message_id: str,
+        voice_message_id: str = "",
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         pool_maxsize: int | None = None,
@@ -312,6 +313,9 @@ class InfobipProvider(BaseProvider):
         self.base_url = normalize_base_url(base_url)
         self.application_id = application_id
         self.message_id = message_id
+        # Calls read their own template when there is one: an origin-bound SMS
+        # template ends with "@host #code", which text-to-speech would read out.
+        self.voice_message_id = voice_message_id or message_id
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.session = build_session(api_key, pool_maxsize, base_url=self.base_url, proxies=proxies)
         # Such a key fails check otp.E013; it is never sent (nor quoted by an HTTP library's error).
@@ -326,14 +330,17 @@ class InfobipProvider(BaseProvider):
     def send(self, phone: str, *, channel: str = SMS) -> SendResult:
         body = {
             "applicationId": self.application_id,
-            "messageId": self.message_id,
+            "messageId": self.voice_message_id if channel == VOICE else self.message_id,
             "to": phone.lstrip("+"),
         }
         path = "/2fa/2/pin/voice" if channel == VOICE else "/2fa/2/pin"
         return self._sent(self._post(path, body, operation="voice send" if channel == VOICE else "send"))
 
     def resend(self, pin_id: str, *, channel: str = SMS) -> SendResult:
-        # The same pinId may be resent by the other channel (an SMS PIN read out by voice).
+        # The same pinId may be resent by the other channel (an SMS PIN read out
+        # by voice). The resend takes no messageId: Infobip uses the template of
+        # the first send, so services.resend_code sends a new PIN instead when
+        # the channels have templates of their own.
         suffix = "/voice" if channel == VOICE else ""
         path = f"/2fa/2/pin/{quote(pin_id, safe='')}/resend{suffix}"
         operation = "voice resend" if channel == VOICE else "resend"
@@ -434,6 +441,18 @@ class InfobipProvider(BaseProvider):
                 )
             )
         errors.extend(_check_proxies(options.get("proxies")))
+        domain = otp_settings.WEBOTP_DOMAIN
+        if domain and VOICE in otp_settings.CHANNELS and not options.get("voice_message_id"):
+            errors.append(
+                Warning(
+                    "Voice calls use the SMS template, whose last line (origin-bound codes, "
+                    f"OTP['WEBOTP_DOMAIN'] = {domain!r}) text-to-speech reads out.",
+                    hint="Run otp_provision to create a voice template and set its ID as "
+                    "OTP['PROVIDER_OPTIONS']['voice_message_id'] (INFOBIP_2FA_VOICE_MSG_ID), "
+                    "or leave 'voice' out of OTP['CHANNELS'].",
+                    id="otp.W015",
+                )
+            )
         for name in ("connect_timeout", "read_timeout"):
             value = options.get(name, 1)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

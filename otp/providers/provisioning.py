@@ -1,11 +1,16 @@
-"""Set up Infobip's 2FA application and SMS template from the app's own policy.
+"""Set up Infobip's 2FA application and message templates from the app's own policy.
 
 The local ``OTP`` settings are the source of truth: Infobip may be as strict
 as they are or stricter, never looser. :func:`desired_configuration` turns
 them (and any overrides) into the exact bodies Infobip gets,
 :func:`provision` creates or updates only what differs, :func:`check_compliance`
 lists where the live settings are looser, and :func:`write_env` stores the
-two IDs in a ``.env`` file.
+IDs in a ``.env`` file.
+
+One template serves SMS and calls, unless ``OTP["WEBOTP_DOMAIN"]`` is set (or
+a ``voice_message_id`` configured): the SMS template then ends with the
+origin line ``@host #{{pin}}`` (:mod:`otp.providers.webotp`), and calls get a template
+of their own without it.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otp.conf import otp_settings
+from otp.providers import webotp
 from otp.providers.infobip import InfobipProvider
 from otp.providers.infobip_management import InfobipManagementClient, NotFound
 from otp.providers.infobip_spec import LANGUAGES, PIN_PLACEHOLDER
 
 DEFAULT_NAME = "django-otp"
-DEFAULT_MESSAGE_TEXT = "Your verification code is {{pin}}"
+DEFAULT_MESSAGE_TEXT = webotp.DEFAULT_MESSAGE_TEXT
 # Infobip's default, 1/3s per number, turns a quick retype after a typo into a
 # 429; the app's own per-PIN, per-phone and per-IP limits bound guessing.
 DEFAULT_VERIFY_PIN_LIMIT = "10/1m"
@@ -43,6 +49,7 @@ INFOBIP_DEFAULTS: dict[str, Any] = {
 }
 ENV_APP_ID = "INFOBIP_2FA_APP_ID"
 ENV_MSG_ID = "INFOBIP_2FA_MSG_ID"
+ENV_VOICE_MSG_ID = "INFOBIP_2FA_VOICE_MSG_ID"
 
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DAY_MS = _UNIT_MS["d"]
@@ -108,10 +115,14 @@ def _same(name: str, live: Any, desired: Any) -> bool:
 
 @dataclass(frozen=True)
 class Desired:
-    """The application request body and the template fields we manage."""
+    """The application request body and the template fields we manage.
+
+    ``voice_template`` is None when calls read the SMS template.
+    """
 
     application: dict[str, Any]
     template: dict[str, Any]
+    voice_template: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -142,15 +153,56 @@ def _checked_limit(label: str, text: str, ceiling_ms: int) -> str:
     return text
 
 
-def _checked_text(text: str) -> str:
-    names = _PLACEHOLDER.findall(text)
-    if PIN_PLACEHOLDER not in text:
-        raise ProvisioningError(f"the message text must contain {PIN_PLACEHOLDER}")
+def _checked_placeholders(label: str, text: str) -> None:
     # The app sends no placeholder values: any other {{name}} would reach users verbatim.
-    others = sorted({name for name in names if name != "pin"})
+    others = sorted({name for name in _PLACEHOLDER.findall(text) if name != "pin"})
     if others:
-        raise ProvisioningError(f"the message text may use only {PIN_PLACEHOLDER}, not {{{{{others[0]}}}}}")
+        raise ProvisioningError(f"the {label} may use only {PIN_PLACEHOLDER}, not {{{{{others[0]}}}}}")
+
+
+def _checked_text(text: str, label: str = "message text") -> str:
+    if PIN_PLACEHOLDER not in text:
+        raise ProvisioningError(f"the {label} must contain {PIN_PLACEHOLDER}")
+    _checked_placeholders(label, text)
     return text
+
+
+def _checked_voice_text(text: str) -> str:
+    _checked_text(text, "voice message text")
+    lines = webotp.origin_lines(text)
+    if lines:
+        raise ProvisioningError(f"the voice message text must not hold an origin line ({lines[0]!r}): it is read out")
+    return text
+
+
+def _origin_bound_text(text: str | None, domain: str) -> str:
+    """The SMS text for ``domain``: ``text`` (the human-readable part) and the origin line.
+
+    ``text`` may also be given whole, already ending with the right line. It
+    must not hold ``{{pin}}`` elsewhere: the origin line carries the one
+    placeholder, as Infobip does not document whether a template may hold two.
+    """
+    line = webotp.origin_line(domain)
+    if text is None:
+        return webotp.origin_bound(webotp.DEFAULT_HEADLINE, domain)
+    headline = text
+    if webotp.last_line(text) == line:
+        headline = text.rstrip("\r\n")[: -len(line)]
+    conflicting = webotp.origin_lines(headline)
+    if conflicting:
+        raise ProvisioningError(
+            f"the message text holds the origin line {conflicting[0]!r}, but OTP['WEBOTP_DOMAIN'] makes the last "
+            f"line {line!r}: leave the line out and provisioning appends it"
+        )
+    if PIN_PLACEHOLDER in headline:
+        raise ProvisioningError(
+            f"with OTP['WEBOTP_DOMAIN'] set, the message text is the human-readable part and must not contain "
+            f"{PIN_PLACEHOLDER}: provisioning appends the line {line!r}, which carries the one placeholder"
+        )
+    _checked_placeholders("message text", headline)
+    if not headline.strip():
+        raise ProvisioningError("the message text needs a human-readable line before the origin line")
+    return webotp.origin_bound(headline, domain)
 
 
 def desired_configuration(
@@ -162,17 +214,32 @@ def desired_configuration(
     send_pin_per_application_limit: str | None = None,
     send_pin_per_phone_number_limit: str | None = None,
     message_text: str | None = None,
+    voice_message_text: str | None = None,
     pin_length: int | None = None,
     sender_id: str | None = None,
     language: str | None = None,
     voice_name: str | None = None,
     speech_rate: float | None = None,
     repeat_dtmf: str | None = None,
+    separate_voice: bool | None = None,
 ) -> Desired:
-    """Derive Infobip's settings from ``OTP``; refuse overrides looser than it."""
+    """Derive Infobip's settings from ``OTP``; refuse overrides looser than it.
+
+    ``separate_voice`` gives calls a template of their own (default: when
+    ``OTP["WEBOTP_DOMAIN"]`` is set, which requires one).
+    """
     max_attempts = otp_settings.MAX_VERIFY_ATTEMPTS
     ttl_seconds = otp_settings.CODE_TTL_SECONDS
     local_length = otp_settings.PIN_LENGTH
+    domain = otp_settings.WEBOTP_DOMAIN
+    if domain and (problem := webotp.host_problem(domain)):
+        raise ProvisioningError(f"OTP['WEBOTP_DOMAIN'] = {domain!r} is not a bare host: {problem}")
+    separate_voice = bool(domain) if separate_voice is None else separate_voice or bool(domain)
+    if voice_message_text is not None and not separate_voice:
+        raise ProvisioningError(
+            "a voice message text needs a voice template of its own: set OTP['WEBOTP_DOMAIN'] or "
+            "OTP['PROVIDER_OPTIONS']['voice_message_id']"
+        )
     name = (name or "").strip()
     if not name:
         raise ProvisioningError("the application name must not be empty")
@@ -216,17 +283,24 @@ def desired_configuration(
             _YEAR_MS,
         ),
     }
-    template: dict[str, Any] = {
-        "messageText": _checked_text(message_text or DEFAULT_MESSAGE_TEXT),
-        "pinType": "NUMERIC",
-        "pinLength": local_length,
-        "language": language,
-    }
-    if sender_id is not None:
-        template["senderId"] = sender_id
+    if domain:
+        sms_text = _origin_bound_text(message_text, domain)
+    else:
+        sms_text = _checked_text(message_text or DEFAULT_MESSAGE_TEXT)
+    pin = {"pinType": "NUMERIC", "pinLength": local_length}
+    sender = {} if sender_id is None else {"senderId": sender_id}
     voice = {"voiceName": voice_name, "speechRate": speech_rate, "repeatDTMF": repeat_dtmf}
-    template.update({key: value for key, value in voice.items() if value is not None})
-    return Desired(application={"name": name, "enabled": True, "configuration": configuration}, template=template)
+    speech = {"language": language, **{key: value for key, value in voice.items() if value is not None}}
+    application = {"name": name, "enabled": True, "configuration": configuration}
+    if not separate_voice:
+        return Desired(application, {"messageText": sms_text, **pin, **speech, **sender})
+    # Without a domain the SMS text is a plain one, which calls may share.
+    voice_text = voice_message_text or (DEFAULT_MESSAGE_TEXT if domain else sms_text)
+    return Desired(
+        application,
+        {"messageText": sms_text, **pin, **sender},
+        {"messageText": _checked_voice_text(voice_text), **pin, **speech, **sender},
+    )
 
 
 # -- comparing with what Infobip holds ------------------------------------------------
@@ -243,9 +317,9 @@ class Change:
 
 @dataclass
 class Step:
-    """What happens to the application or the template."""
+    """What happens to the application or a template."""
 
-    kind: str  # "application" or "template"
+    kind: str  # "application", "template" (SMS, and calls without their own) or "voice"
     action: str  # "create", "update" or "none"
     ident: str | None = None
     changes: list[Change] = field(default_factory=list)
@@ -253,14 +327,19 @@ class Step:
 
 @dataclass
 class Outcome:
-    """The two steps of one run; their ``ident`` is None only for a dry-run create."""
+    """The steps of one run; their ``ident`` is None only for a dry-run create."""
 
     application: Step
     template: Step
+    voice: Step | None = None
+
+    @property
+    def steps(self) -> list[Step]:
+        return [self.application, self.template, *([self.voice] if self.voice else [])]
 
     @property
     def changed(self) -> bool:
-        return self.application.action != "none" or self.template.action != "none"
+        return any(step.action != "none" for step in self.steps)
 
 
 def _flatten_application(app: dict[str, Any]) -> dict[str, Any]:
@@ -302,13 +381,37 @@ def find_application(apps: list[dict[str, Any]], name: str, configured_id: str =
     return named[0] if named else None
 
 
-def find_template(messages: list[dict[str, Any]], text: str, configured_id: str = "") -> dict[str, Any] | None:
-    """The configured SMS template, else one with our text, else None."""
-    sms = [m for m in messages if m.get("emailTemplateId") is None]
+def find_template(
+    messages: list[dict[str, Any]], text: str, configured_id: str = "", exclude: str | None = None
+) -> dict[str, Any] | None:
+    """The configured SMS/voice template, else one with our text, else None; never ``exclude``."""
+    sms = [m for m in messages if m.get("emailTemplateId") is None and not (exclude and m.get("messageId") == exclude)]
     for message in sms:
         if configured_id and message.get("messageId") == configured_id:
             return message
     return next((m for m in sms if m.get("messageText") == text), None)
+
+
+def _provision_template(
+    client: InfobipManagementClient,
+    kind: str,
+    app_id: str,
+    template: dict[str, Any] | None,
+    wanted: dict[str, Any],
+    *,
+    dry_run: bool,
+) -> Step:
+    if template is None:
+        step = Step(kind, "create", None, _diff(None, wanted))
+        if not dry_run:
+            created = client.create_message(app_id, wanted)
+            step.ident = _ident(created, "messageId", f"new {kind}")
+        return step
+    msg_id = _ident(template, "messageId", kind)
+    changes = _diff(template, wanted)
+    if changes and not dry_run:
+        client.update_message(app_id, msg_id, wanted)
+    return Step(kind, "update" if changes else "none", msg_id, changes)
 
 
 def provision(
@@ -317,9 +420,10 @@ def provision(
     *,
     application_id: str = "",
     message_id: str = "",
+    voice_message_id: str = "",
     dry_run: bool = False,
 ) -> Outcome:
-    """Create or update the application and its template; with ``dry_run`` only GETs."""
+    """Create or update the application and its templates; with ``dry_run`` only GETs."""
     app = find_application(client.list_applications(), desired.name, application_id)
     wanted_app = _flatten_application(desired.application)
     if app is None:
@@ -338,20 +442,22 @@ def provision(
 
     # A configured message ID only names a template of the configured application.
     app_id = app_step.ident or ""  # empty only in a dry run that would create the application
-    known_msg_id = message_id if app_id and app_id == application_id else ""
-    template = find_template(messages, desired.template["messageText"], known_msg_id)
-    if template is None:
-        template_step = Step("template", "create", None, _diff(None, desired.template))
-        if not dry_run:
-            created = client.create_message(app_id, desired.template)
-            template_step.ident = _ident(created, "messageId", "new template")
-    else:
-        msg_id = _ident(template, "messageId", "template")
-        changes = _diff(template, desired.template)
-        template_step = Step("template", "update" if changes else "none", msg_id, changes)
-        if changes and not dry_run:
-            client.update_message(app_id, msg_id, desired.template)
-    return Outcome(app_step, template_step)
+    configured_app = bool(app_id) and app_id == application_id
+    known_voice_id = voice_message_id if configured_app and desired.voice_template is not None else ""
+    template = find_template(
+        messages,
+        desired.template["messageText"],
+        message_id if configured_app else "",
+        # SMS and voice texts are the same without a domain: the voice template is not the SMS one.
+        exclude=known_voice_id if known_voice_id != message_id else None,
+    )
+    template_step = _provision_template(client, "template", app_id, template, desired.template, dry_run=dry_run)
+    if desired.voice_template is None:
+        return Outcome(app_step, template_step)
+    # Never the SMS template, even when both IDs name it: calls must not read its origin line.
+    voice = find_template(messages, desired.voice_template["messageText"], known_voice_id, exclude=template_step.ident)
+    voice_step = _provision_template(client, "voice", app_id, voice, desired.voice_template, dry_run=dry_run)
+    return Outcome(app_step, template_step, voice_step)
 
 
 # -- compliance --------------------------------------------------------------------
@@ -392,16 +498,37 @@ def _verify_limit_differs(app: dict[str, Any], desired: Desired) -> list[str]:
     ]
 
 
-def _looser_template(template: dict[str, Any]) -> list[str]:
+def _looser_template(template: dict[str, Any], label: str = "") -> list[str]:
     pin_length = otp_settings.PIN_LENGTH
     problems = []
     if template.get("pinLength") != pin_length:
-        problems.append(f"pinLength is {template.get('pinLength')}, the local PIN_LENGTH is {pin_length}")
+        problems.append(f"{label}pinLength is {template.get('pinLength')}, the local PIN_LENGTH is {pin_length}")
     if template.get("pinType") != "NUMERIC":
-        problems.append(f"pinType is {template.get('pinType')}, not NUMERIC")
+        problems.append(f"{label}pinType is {template.get('pinType')}, not NUMERIC")
     text = template.get("messageText")
     if not isinstance(text, str) or PIN_PLACEHOLDER not in text:
-        problems.append(f"messageText has no {PIN_PLACEHOLDER} placeholder")
+        problems.append(f"{label}messageText has no {PIN_PLACEHOLDER} placeholder")
+    return problems
+
+
+def _origin_line_problems(template: dict[str, Any]) -> list[str]:
+    """The SMS template must end with the origin line while ``WEBOTP_DOMAIN`` is set."""
+    domain = otp_settings.WEBOTP_DOMAIN
+    text = template.get("messageText")
+    if not domain or not isinstance(text, str):
+        return []
+    line = webotp.origin_line(domain)
+    if webotp.last_line(text) == line:
+        return []
+    return [f"messageText does not end with the line {line}: browsers will not offer the code on {domain}"]
+
+
+def _voice_template_problems(template: dict[str, Any]) -> list[str]:
+    problems = _looser_template(template, "voice template: ")
+    text = template.get("messageText")
+    lines = webotp.origin_lines(text) if isinstance(text, str) else []
+    if lines:
+        problems.append(f"voice template: messageText holds the origin line {lines[0]}, which calls read out")
     return problems
 
 
@@ -411,12 +538,15 @@ def check_compliance(
     *,
     application_id: str = "",
     message_id: str = "",
+    voice_message_id: str = "",
 ) -> list[str]:
-    """Where the live application and template are looser than the local policy, or
+    """Where the live application and templates are looser than the local policy, or
     their ``verifyPinLimit`` differs from what provisioning sets (GETs only).
 
     The configured IDs are what the site sends with, so they are checked when
-    set; otherwise the application is found by name and the template by text.
+    set; otherwise the application is found by name and the templates by text.
+    While ``WEBOTP_DOMAIN`` is set the SMS template must end with its origin
+    line; a voice template must never hold one.
     """
     app: dict[str, Any] | None
     template: dict[str, Any] | None
@@ -432,16 +562,32 @@ def check_compliance(
         application_id = _ident(app, "applicationId", "application")
     assert app is not None
     problems = _looser_application(app) + _verify_limit_differs(app, desired)
-    if message_id:
-        try:
-            template = client.get_message(application_id, message_id)
-        except NotFound:
-            return [*problems, f"the configured template {message_id} does not exist in application {application_id}"]
-    else:
-        template = find_template(client.list_messages(application_id), desired.template["messageText"])
-    if template is None:
-        return [*problems, f"application {application_id} has no SMS template with the expected text"]
-    return problems + _looser_template(template)
+    messages: list[dict[str, Any]] | None = None
+
+    def live(kind: str, msg_id: str, text: str, exclude: str | None = None) -> dict[str, Any] | None:
+        nonlocal messages
+        if msg_id:
+            try:
+                return client.get_message(application_id, msg_id)
+            except NotFound:
+                problems.append(f"the configured {kind} {msg_id} does not exist in application {application_id}")
+                return None
+        if messages is None:
+            messages = client.list_messages(application_id)
+        found = find_template(messages, text, exclude=exclude)
+        if found is None:
+            problems.append(f"application {application_id} has no {kind} with the expected text")
+        return found
+
+    template = live("template" if message_id else "SMS template", message_id, desired.template["messageText"])
+    if template is not None:
+        problems += _looser_template(template) + _origin_line_problems(template)
+    if desired.voice_template is not None:
+        sms_id = template.get("messageId") if template is not None else None
+        voice = live("voice template", voice_message_id, desired.voice_template["messageText"], sms_id)
+        if voice is not None:
+            problems += _voice_template_problems(voice)
+    return problems
 
 
 # -- after provisioning ------------------------------------------------------------

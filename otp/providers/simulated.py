@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from otp.conf import otp_settings
 from otp.exceptions import PinNotFound
+from otp.providers import webotp
 from otp.providers.base import (
     NO_MORE_PIN_ATTEMPTS,
     SMS,
@@ -45,7 +46,10 @@ class SimulatedProvider(BaseProvider):
 
     Options: ``message_template`` (with ``{pin}``), ``ttl_seconds``,
     ``pin_attempts`` and ``pin_length``; by default these follow the app's own
-    policy so the simulated upstream agrees with it.
+    policy so the simulated upstream agrees with it. With
+    ``OTP["WEBOTP_DOMAIN"]`` set, an SMS reads as the provisioned Infobip
+    template's does (a headline, a blank line, ``@host #code``), so a developer
+    sees the line browsers read; calls keep ``message_template``.
     """
 
     provider_name: ClassVar[str] = "simulated"
@@ -100,9 +104,14 @@ class SimulatedProvider(BaseProvider):
 
     def _deliver_pin(self, pin_id: str, state: _PinState, channel: str) -> None:
         pin = self._pin_for(pin_id, state.length)
-        self.deliver(
-            phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_template.format(pin=pin), channel=channel
-        )
+        self.deliver(phone=state.phone, pin=pin, pin_id=pin_id, text=self.message_text(pin, channel), channel=channel)
+
+    def message_text(self, pin: str, channel: str) -> str:
+        """The text that carries ``pin`` by ``channel``."""
+        domain = otp_settings.WEBOTP_DOMAIN
+        if domain and channel == SMS:
+            return webotp.render(webotp.origin_bound(webotp.DEFAULT_HEADLINE, domain), pin)
+        return self.message_template.format(pin=pin)
 
     def verify(self, pin_id: str, pin: str) -> VerifyResult:
         with self._lock:

@@ -1,4 +1,4 @@
-"""``manage.py otp_provision``: create or update the Infobip 2FA application and template.
+"""``manage.py otp_provision``: create or update the Infobip 2FA application and templates.
 
 Replaces the hand-pasted curl commands. The logic is in :mod:`otp.providers.provisioning`;
 this module reads options, prints, and turns every failure into one line on
@@ -13,10 +13,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from otp.checks import check_policy
+from otp.checks import check_policy, check_webotp_domain
 from otp.conf import otp_settings
 from otp.exceptions import InvalidPhoneNumber, ProviderError
-from otp.providers import provisioning
+from otp.providers import provisioning, webotp
 from otp.providers.infobip import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, InvalidBaseUrl
 from otp.providers.infobip_management import InfobipManagementClient
 from otp.redaction import mask_phone
@@ -32,8 +32,9 @@ def _show(value: Any) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Create or update the Infobip 2FA application and SMS template from the OTP policy, "
-        "and print INFOBIP_2FA_APP_ID / INFOBIP_2FA_MSG_ID."
+        "Create or update the Infobip 2FA application and SMS template (and, for origin-bound codes, a voice "
+        "template) from the OTP policy, and print INFOBIP_2FA_APP_ID / INFOBIP_2FA_MSG_ID "
+        "(/ INFOBIP_2FA_VOICE_MSG_ID)."
     )
     # It runs before the IDs exist, when the provider's own check (otp.E010) still fails.
     requires_system_checks: list[str] = []
@@ -69,7 +70,10 @@ class Command(BaseCommand):
         )
         template = parser.add_argument_group("SMS template")
         template.add_argument(
-            "--message-text", help=f"Must contain {{{{pin}}}}; default {provisioning.DEFAULT_MESSAGE_TEXT!r}."
+            "--message-text",
+            help=f"Must contain {{{{pin}}}}; default {provisioning.DEFAULT_MESSAGE_TEXT!r}. With OTP['WEBOTP_DOMAIN'] "
+            "set, the human-readable part without {{pin}}: the line '@<domain> #{{pin}}' is appended "
+            f"(default {webotp.DEFAULT_HEADLINE!r}).",
         )
         template.add_argument("--pin-length", type=int, help="Must equal OTP['PIN_LENGTH'] (the default).")
         template.add_argument("--sender-id", help="Sender shown to the recipient; Infobip's default if unset.")
@@ -77,7 +81,14 @@ class Command(BaseCommand):
             "--language",
             help=f"SMS language and voice text-to-speech language (default {provisioning.DEFAULT_LANGUAGE}).",
         )
-        voice = parser.add_argument_group("voice calls (the channel 'voice' reads the same template out)")
+        voice = parser.add_argument_group(
+            "voice calls (the SMS template read out; a template of their own with OTP['WEBOTP_DOMAIN'] "
+            "or a configured voice_message_id)"
+        )
+        voice.add_argument(
+            "--voice-message-text",
+            help=f"Text of the voice template, with {{{{pin}}}}; default {provisioning.DEFAULT_MESSAGE_TEXT!r}.",
+        )
         voice.add_argument("--voice-name", help="Text-to-speech voice, e.g. Joanna; Infobip's standard if unset.")
         voice.add_argument("--speech-rate", type=float, help="Reading pace, 0.5 to 2 (Infobip's default 1).")
         voice.add_argument("--repeat-dtmf", metavar="KEYS", help="Keys that replay the message, e.g. 1#.")
@@ -91,7 +102,7 @@ class Command(BaseCommand):
             help=f"Exit {NOT_COMPLIANT} listing where Infobip is looser than the local policy; only GET requests.",
         )
         mode.add_argument(
-            "--write-env", metavar="PATH", help="Write the two IDs into this .env file, keeping every other line."
+            "--write-env", metavar="PATH", help="Write the IDs into this .env file, keeping every other line."
         )
         mode.add_argument("--send-test-pin", metavar="NUMBER", help="After provisioning, send one PIN to this number.")
 
@@ -114,9 +125,11 @@ class Command(BaseCommand):
             raise CommandError("--check cannot be combined with --dry-run, --write-env or --send-test-pin")
         if options["dry_run"] and options["send_test_pin"]:
             raise CommandError("--send-test-pin cannot be combined with --dry-run")
-        policy_errors = check_policy()
+        policy_errors = check_policy() + check_webotp_domain()
         if policy_errors:
             raise CommandError(f"fix the OTP settings first: {policy_errors[0].msg}")
+        configured = otp_settings.PROVIDER_OPTIONS
+        voice_msg_id = str(configured.get("voice_message_id") or "")
         desired = provisioning.desired_configuration(
             name=options["name"],
             pin_attempts=options["pin_attempts"],
@@ -125,12 +138,15 @@ class Command(BaseCommand):
             send_pin_per_application_limit=options["send_pin_per_application_limit"],
             send_pin_per_phone_number_limit=options["send_pin_per_phone_number_limit"],
             message_text=options["message_text"],
+            voice_message_text=options["voice_message_text"],
             pin_length=options["pin_length"],
             sender_id=options["sender_id"],
             language=options["language"],
             voice_name=options["voice_name"],
             speech_rate=options["speech_rate"],
             repeat_dtmf=options["repeat_dtmf"],
+            # A configured voice template is kept in line with the policy too.
+            separate_voice=bool(voice_msg_id),
         )
         phone = None
         if options["send_test_pin"]:  # refuse a bad number before changing anything
@@ -138,7 +154,6 @@ class Command(BaseCommand):
                 phone = normalize_phone(options["send_test_pin"], otp_settings.DEFAULT_REGION)
             except InvalidPhoneNumber as err:
                 raise CommandError(f"--send-test-pin: {err}") from err
-        configured = otp_settings.PROVIDER_OPTIONS
         connection = self._connection(configured, options)
         client = InfobipManagementClient(**connection)
         self.base_url = client.base_url
@@ -146,10 +161,15 @@ class Command(BaseCommand):
         msg_id = str(configured.get("message_id") or "")
 
         if options["check"]:
-            self._check(client, desired, app_id, msg_id)
+            self._check(client, desired, app_id, msg_id, voice_msg_id)
             return
         outcome = provisioning.provision(
-            client, desired, application_id=app_id, message_id=msg_id, dry_run=options["dry_run"]
+            client,
+            desired,
+            application_id=app_id,
+            message_id=msg_id,
+            voice_message_id=voice_msg_id,
+            dry_run=options["dry_run"],
         )
         self._report(outcome, desired.name, dry_run=options["dry_run"])
         if options["dry_run"]:
@@ -157,9 +177,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"Dry run: {options['write_env']} not written.")
             return
         new_app_id, new_msg_id = outcome.application.ident, outcome.template.ident
-        if not new_app_id or not new_msg_id:  # a real run always ends with both IDs
-            raise CommandError("Infobip did not return the application and template IDs")
+        new_voice_id = outcome.voice.ident if outcome.voice else None
+        if not new_app_id or not new_msg_id or (outcome.voice and not new_voice_id):
+            raise CommandError("Infobip did not return the application and template IDs")  # a real run always does
         values = {provisioning.ENV_APP_ID: new_app_id, provisioning.ENV_MSG_ID: new_msg_id}
+        if new_voice_id:
+            values[provisioning.ENV_VOICE_MSG_ID] = new_voice_id
         for key, value in values.items():
             self.stdout.write(f"{key}={value}")
         if options["write_env"]:
@@ -196,8 +219,12 @@ class Command(BaseCommand):
             "read_timeout": configured.get("read_timeout", DEFAULT_READ_TIMEOUT),
         }
 
-    def _check(self, client: InfobipManagementClient, desired: provisioning.Desired, app_id: str, msg_id: str) -> None:
-        problems = provisioning.check_compliance(client, desired, application_id=app_id, message_id=msg_id)
+    def _check(
+        self, client: InfobipManagementClient, desired: provisioning.Desired, app_id: str, msg_id: str, voice_id: str
+    ) -> None:
+        problems = provisioning.check_compliance(
+            client, desired, application_id=app_id, message_id=msg_id, voice_message_id=voice_id
+        )
         if not problems:
             self.stdout.write("Infobip complies with the local policy.")
             return
@@ -215,8 +242,8 @@ class Command(BaseCommand):
             "update": "would update" if dry_run else "updated",
             "none": "up to date",
         }
-        labels = {"application": f"Application {name!r}", "template": "SMS template"}
-        for step in (outcome.application, outcome.template):
+        labels = {"application": f"Application {name!r}", "template": "SMS template", "voice": "Voice template"}
+        for step in outcome.steps:
             label = labels[step.kind] + (f" {step.ident}" if step.ident else "")
             self.stdout.write(f"{label}: {verbs[step.action]}")
             for change in step.changes:
