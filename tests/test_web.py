@@ -361,6 +361,14 @@ def test_the_send_challenge_applies_to_the_pages(client, outbox, settings):
     assert "Falta la respuesta de verificación anti-bots o no es válida." in text(spanish, "otp-error-summary")
 
 
+def test_a_start_page_reads_the_challenge_token_from_its_widgets_field(client, outbox, settings):
+    settings.OTP = {**settings.OTP, "SEND_CHALLENGE_VERIFIER": "tests.test_web.accept_good_token"}
+    page_url = "/turnstile-phone/"
+    assert client.post(page_url, {"phone_number": PHONE, "challengeToken": "good"}).status_code == 200
+    assert client.post(page_url, {"phone_number": PHONE, "cf-turnstile-response": "good"}).status_code == 302
+    assert len(outbox) == 1
+
+
 def test_a_spent_budget_is_a_503_with_the_wait(client, outbox, settings):
     settings.OTP = {**settings.OTP, "MAX_SENDS_PER_HOUR": 1}
     send(client)

@@ -47,6 +47,8 @@ urlpatterns = [
     path("after-verification", verified_phone_view),
     # A site's own start page for one purpose; the other pages are the included ones.
     path("change-phone/", StartView.as_view(purpose="phone_change")),
+    # ... and one whose CAPTCHA widget writes its token under its own name.
+    path("turnstile-phone/", StartView.as_view(challenge_field="cf-turnstile-response")),
     path("", include("otp.urls")),
 ]
 
