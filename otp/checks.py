@@ -3,8 +3,8 @@
 Retired ids stay reserved. E010-E019 belong to the Infobip provider's
 ``check_options``; E020-E029 / W020-W029 to the limits; E030-E039 to the
 verification token; E040-E049 / W040-W049 to the other settings (timing,
-monitoring, integration, resilience, origin-bound codes) and to the ``OTP``
-dict itself.
+monitoring, integration, resilience, origin-bound codes, the HTML pages) and
+to the ``OTP`` dict itself.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
 from otp.conf import DEFAULTS, MAX_CODE_TTL_SECONDS, otp_settings
@@ -390,3 +392,27 @@ def check_webotp_domain(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="otp.E047",
         )
     ]
+
+
+@register(Tags.templates)
+def check_web_pages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in ("WEB_BASE_TEMPLATE", "WEB_SUCCESS_URL"):
+        value = getattr(otp_settings, name)
+        if not isinstance(value, str) or not value.strip():
+            messages.append(Error(f"OTP['{name}'] must be a non-empty string.", id="otp.E048"))
+    base = otp_settings.WEB_BASE_TEMPLATE
+    # Only a template the site named: a site that serves no pages need not
+    # have a template engine that finds the app's own.
+    if isinstance(base, str) and base.strip() and base != DEFAULTS["WEB_BASE_TEMPLATE"]:
+        try:
+            get_template(base)
+        except TemplateDoesNotExist:
+            messages.append(
+                Warning(
+                    f"OTP['WEB_BASE_TEMPLATE'] = {base!r} is not found by any template engine.",
+                    hint="Name a template with a {% block content %}, or leave the key out for the app's own.",
+                    id="otp.W048",
+                )
+            )
+    return messages

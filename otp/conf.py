@@ -97,6 +97,12 @@ DEFAULTS: dict[str, Any] = {
     # A verificationToken is accepted once (PhoneVerified, read_token(...,
     # consume=True)); False lets it be replayed until it expires.
     "VERIFICATION_TOKEN_SINGLE_USE": True,
+    # -- HTML pages (otp.web) -------------------------------------------------
+    # The template the pages extend; it must have a {% block content %}.
+    "WEB_BASE_TEMPLATE": "otp/web/base.html",
+    # Where a verified visitor goes when the start page had no safe "next":
+    # a URL, a path or a URL name (django.shortcuts.resolve_url).
+    "WEB_SUCCESS_URL": "otp_web:done",
     # -- Resilience -----------------------------------------------------------
     # Consecutive provider failures that open the circuit, and how long it
     # stays open before one probe is let through. Its state lives in this cache
@@ -312,6 +318,16 @@ class OtpSettings:
     def VERIFICATION_TOKEN_SINGLE_USE(self) -> bool:
         """Whether a ``verificationToken`` is accepted only once."""
         return self._get("VERIFICATION_TOKEN_SINGLE_USE")
+
+    @property
+    def WEB_BASE_TEMPLATE(self) -> str:
+        """The template the HTML pages extend (it has a ``content`` block)."""
+        return self._get("WEB_BASE_TEMPLATE")
+
+    @property
+    def WEB_SUCCESS_URL(self) -> str:
+        """URL, path or URL name a verified visitor goes to without a safe ``next``."""
+        return self._get("WEB_SUCCESS_URL")
 
     @property
     def CIRCUIT_FAILURES(self) -> int | None:

@@ -154,6 +154,17 @@ class LimiterUnavailable(OtpError):
         return DEFAULT_RETRY_AFTER_SECONDS
 
 
+class DatabaseUnavailable(OtpError):
+    """The database is down, failing over, or a lock wait timed out: fail closed (a 503)."""
+
+    http_status = 503
+    code = "temporarily_unavailable"
+    message = UNAVAILABLE
+
+    def retry_after_seconds(self) -> int | None:
+        return DEFAULT_RETRY_AFTER_SECONDS
+
+
 class VerificationFailed(OtpError):
     """The PIN is wrong, expired, used, superseded, unknown or out of attempts (a 401).
 

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "otp.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A strict Content-Security-Policy on the phone verification pages.
+    "otpsite.csp.PagesPolicyMiddleware",
     # gunicorn serves no files: the admin's and the API docs' static files come
     # from here, after the https redirect and before the rest of the site.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -89,7 +91,8 @@ WSGI_APPLICATION = "otpsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        # The site's own pages (the error pages: otpsite/errors.py).
+        # The site's own templates: its error pages (otpsite/errors.py) and the base of the
+        # verification pages (OTP["WEB_BASE_TEMPLATE"]).
         "DIRS": [BASE_DIR / "otpsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -97,6 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "otpsite.context.site",
             ],
         },
     },
@@ -196,6 +200,8 @@ USE_I18N = True
 USE_TZ = True
 # User-facing messages ship in these languages (otp/locale).
 LANGUAGES = [("en", "English"), ("es", "Español")]
+# The site's own texts (the home page's header and footer); the app's are in otp/locale.
+LOCALE_PATHS = [BASE_DIR / "otpsite" / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -289,6 +295,8 @@ OTP: dict[str, Any] = {
     "MAX_REQUEST_BYTES": setting("OTP_MAX_REQUEST_BYTES", 1024, env.int),
     "RETENTION_DAYS": setting("OTP_RETENTION_DAYS", 30, env.int),
     "WEBOTP_DOMAIN": setting("OTP_WEBOTP_DOMAIN", "") or None,
+    # The home page is the app's verification flow, in the site's frame.
+    "WEB_BASE_TEMPLATE": "otpsite/base.html",
 }
 # Limits: each OTP_<NAME> variable overrides the app default; "off" switches
 # a limit off (see the settings reference).

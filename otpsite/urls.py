@@ -1,4 +1,4 @@
-"""URLs of the demo site: the OTP endpoints at the root, and the admin."""
+"""URLs of the demo site: the phone verification pages as the home page, the OTP endpoints, and the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("", include("otp.urls")),
+    # The HTML pages: "/" asks for the number, then /verify/, /resend/, /verified/.
+    path("", include("otp.web.urls")),
 ]
 
 # Django's error pages: JSON like the API's on its paths, HTML elsewhere.

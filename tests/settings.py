@@ -69,6 +69,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         options="-c lock_timeout=3000", server_side_binding=True, prepare_threshold=0
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "/static/"
 
 # The core tests send and verify freely; tests/test_limits.py turns each limit
 # back on (``production_limits`` restores every default).

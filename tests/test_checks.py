@@ -20,6 +20,7 @@ from otp.checks import (
     check_policy,
     check_provider,
     check_unknown_keys,
+    check_web_pages,
     check_webotp_domain,
 )
 from otp.conf import DEFAULTS, OtpSettings
@@ -252,6 +253,8 @@ MALFORMED = {
     "PROVIDER_MAX_CONCURRENCY": (1.5, "otp.E043"),
     "PROVIDER_QUEUE_TIMEOUT_SECONDS": (-1, "otp.E041"),
     "PROVIDER_THROTTLE_ALERT_NUMBERS": (0, "otp.E023"),
+    "WEB_BASE_TEMPLATE": ("", "otp.E048"),
+    "WEB_SUCCESS_URL": (None, "otp.E048"),
 }
 SETTINGS_CHECKS = (
     check_provider,
@@ -259,6 +262,7 @@ SETTINGS_CHECKS = (
     check_challenge_verifier,
     check_limits,
     check_other_settings,
+    check_web_pages,
     check_webotp_domain,
 )
 
@@ -333,3 +337,14 @@ def test_every_setting_has_a_typed_documented_accessor(name):
     assert isinstance(accessor, property)
     assert accessor.fget.__annotations__["return"] not in ("Any", "typing.Any")
     assert accessor.fget.__doc__ and "\n" not in accessor.fget.__doc__.strip()
+
+
+def test_a_base_template_no_engine_finds_warns(settings):
+    settings.OTP = {**settings.OTP, "WEB_BASE_TEMPLATE": "site/bsae.html"}
+    (warning,) = check_web_pages()
+    assert warning.id == "otp.W048" and warning.level == WARNING and "'site/bsae.html'" in warning.msg
+
+
+def test_a_base_template_an_engine_finds_passes(settings):
+    settings.OTP = {**settings.OTP, "WEB_BASE_TEMPLATE": "admin/base.html"}
+    assert check_web_pages() == []

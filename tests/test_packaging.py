@@ -61,6 +61,8 @@ def test_wheel_holds_the_app_and_nothing_else(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "otp/py.typed" in names and "otp/migrations/0001_initial.py" in names
     assert "otp/locale/es/LC_MESSAGES/django.mo" in names
+    # The HTML pages' templates and static files.
+    assert "otp/templates/otp/web/verify.html" in names and "otp/static/otp/web/webotp.js" in names
     assert not [n for n in names if n.startswith(("tests/", "otpsite/", "bench/"))]
 
 

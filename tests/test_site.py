@@ -285,6 +285,65 @@ def test_development_site_serves_the_api_docs_assets(dev_server):
         assert requests.get(base + url.replace("&amp;", "&"), timeout=5).status_code == 200, url
 
 
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match[1]
+
+
+@pytest.mark.slow
+def test_development_site_home_page_is_the_verification_flow(dev_server):
+    base, log_path = dev_server
+    browser = requests.Session()
+    home = browser.get(base + "/", timeout=5)
+    assert home.status_code == 200
+    html = home.text
+    assert "sends a one-time code to the phone number you enter" in html
+    assert 'id="otpsite-dev-hint"' in html and "<code>scripts/dev</code>" in html
+    assert 'href="/api/docs/"' in html and 'href="/admin/"' in html
+    # Its policy allows the site's own script and stylesheet, which the site serves.
+    policy = home.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy and "'unsafe-inline'" not in policy
+    assert '<link rel="stylesheet" href="/static/otp/web/otp.css">' in html
+    for asset in ("/static/otp/web/otp.css", "/static/otp/web/webotp.js"):
+        assert browser.get(base + asset, timeout=5).status_code == 200, asset
+
+    token = csrf_token(html)
+    sent = browser.post(base + "/", data={"phone_number": "+1 415 555 2671", "csrfmiddlewaretoken": token}, timeout=5)
+    assert sent.status_code == 200 and sent.url == base + "/verify/"
+    assert '<script src="/static/otp/web/webotp.js" defer></script>' in sent.text
+    assert sent.headers["Content-Security-Policy"] == policy
+    (pin,) = re.findall(r"Your verification code is (\d{6})", log_path.read_text())
+    token = csrf_token(sent.text)
+    done = browser.post(base + "/verify/", data={"code": pin, "csrfmiddlewaretoken": token}, timeout=5)
+    assert done.url == base + "/verified/" and "+1 415-555-2671 is verified." in done.text
+
+
+@pytest.mark.slow
+def test_development_site_home_page_in_spanish(dev_server):
+    base, _ = dev_server
+    html = requests.get(base + "/", headers={"Accept-Language": "es"}, timeout=5).text
+    assert '<html lang="es"' in html
+    assert "Este sitio envía un código de un solo uso" in html and "Número de teléfono" in html
+
+
+def test_the_pages_policy_goes_on_the_verification_pages_only():
+    from django.http import HttpResponse
+    from django.urls import resolve
+
+    from otpsite.csp import PAGES_POLICY, PagesPolicyMiddleware
+
+    def answer(path: str, response: HttpResponse) -> HttpResponse:
+        request = RequestFactory().get(path)
+        request.resolver_match = resolve(path)
+        return PagesPolicyMiddleware(lambda _: response)(request)
+
+    assert answer("/phone/", HttpResponse())["Content-Security-Policy"] == PAGES_POLICY
+    assert "Content-Security-Policy" not in answer("/healthz", HttpResponse())
+    own = HttpResponse(headers={"Content-Security-Policy": "default-src 'self'"})
+    assert answer("/phone/verify/", own)["Content-Security-Policy"] == "default-src 'self'"
+
+
 def test_gunicorn_runs_one_worker_more_than_cores_by_default(monkeypatch):
     for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
         monkeypatch.delenv(name)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -7,6 +8,8 @@ from rest_framework.views import APIView
 
 from otp.api.permissions import PhoneVerified
 from otp.health import liveness, readiness
+from otp.web.session import pop_verified_phone
+from otp.web.views import StartView
 
 
 @extend_schema(exclude=True)
@@ -24,6 +27,12 @@ class ProtectedAnyPurposeView(ProtectedView):
     permission_classes = [PhoneVerified]
 
 
+def verified_phone_view(request):
+    """Stands in for a site's own view after the HTML pages: it reads the verified number once."""
+    proof = pop_verified_phone(request, purpose=request.GET.get("purpose"))
+    return JsonResponse({"phone": proof.phone, "purpose": proof.purpose} if proof else {"phone": None})
+
+
 urlpatterns = [
     path("healthz", readiness),
     path("healthz/live", liveness),
@@ -33,6 +42,13 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema")),
     path("admin/", admin.site.urls),
+    # The HTML pages at a prefix, as a site includes them.
+    path("phone/", include("otp.web.urls")),
+    path("after-verification", verified_phone_view),
+    # A site's own start page for one purpose; the other pages are the included ones.
+    path("change-phone/", StartView.as_view(purpose="phone_change")),
+    # ... and one whose CAPTCHA widget writes its token under its own name.
+    path("turnstile-phone/", StartView.as_view(challenge_field="cf-turnstile-response")),
     path("", include("otp.urls")),
 ]
 

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
-from otp import events
+from otp import flows
 from otp.exceptions import (
     DEFAULT_RETRY_AFTER_SECONDS,
     INVALID_OTP,
@@ -79,13 +79,7 @@ def otp_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             logger.error("OTP configuration error: %s", exc)
         return answer(exc)
     if isinstance(exc, (OperationalError, InterfaceError)):
-        # The database is down, failing over, or a lock wait timed out.
-        events.log_event(events.DATABASE_ERROR, level=logging.ERROR, error=type(exc.__cause__ or exc).__name__)
-        return Response(
-            error_body(UNAVAILABLE, "temporarily_unavailable"),
-            status=503,
-            headers={"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)},
-        )
+        return answer(flows.database_unavailable(exc))
     if isinstance(exc, drf_exceptions.APIException):
         message, code = _drf_message(exc)
         headers: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""Thin DRF views: validate the input, apply the IP limit, call one service, answer."""
+"""Thin DRF views: validate the input, call one request flow (:mod:`otp.flows`), answer."""
 
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp import events, services, tokens
+from otp import events, flows
 from otp.api.openapi import send_schema, verify_schema
 from otp.api.parsers import BoundedJSONParser
 from otp.api.responses import otp_exception_handler
 from otp.api.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
 from otp.exceptions import InvalidInput
-from otp.limits import challenge
-from otp.limits import ip as iplimits
 from otp.limits.client_ip import client_ip
 
 SENT_MESSAGE = _("OTP sent successfully.")
@@ -36,8 +34,6 @@ class OtpAPIView(APIView):
     parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
     serializer_class: ClassVar[type[serializers.Serializer]]
-    #: The IP bucket this endpoint counts against.
-    ip_scope: ClassVar[str]
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
@@ -66,7 +62,7 @@ class OtpAPIView(APIView):
         return otp_exception_handler
 
     def validated(self, request: Request) -> dict[str, Any]:
-        """The normalised input, after the IP limit; bad input counts against nothing."""
+        """The normalised input; bad input counts against nothing."""
         if not isinstance(request.data, dict):
             raise InvalidInput(str(_("Request body must be a JSON object.")))
         serializer = self.serializer_class(data=request.data)
@@ -75,31 +71,30 @@ class OtpAPIView(APIView):
             error = InvalidInput(message)
             error.code = code
             raise error
-        data = serializer.validated_data
-        iplimits.check_ip_limit(request, self.ip_scope, phone=data.get("phoneNumber"))
-        if self.ip_scope == iplimits.SEND:
-            # After the IP limit: a verifier may call an outside service.
-            challenge.check_challenge(request, data.get("challengeToken"), data["phoneNumber"])
-        return data
+        return serializer.validated_data
 
 
 class SendCodeView(OtpAPIView):
     serializer_class = SendCodeSerializer
-    ip_scope = iplimits.SEND
-    #: The service that delivers the code; the resend view swaps it.
-    deliver = staticmethod(services.send_code)
+    #: Deliver the code in flight again instead of a new one (the resend view).
+    resend: ClassVar[bool] = False
 
     @send_schema(SendCodeSerializer, "Send a PIN")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        self.deliver(
-            data["phoneNumber"], user=request.user, purpose=data.get("purpose"), channel=data.get("channel", "sms")
+        flows.send_for_request(
+            request,
+            data["phoneNumber"],
+            purpose=data.get("purpose"),
+            channel=data.get("channel", "sms"),
+            challenge_token=data.get("challengeToken"),
+            resend=self.resend,
         )
         return Response({"message": str(SENT_MESSAGE)})
 
 
 class ResendCodeView(SendCodeView):
-    deliver = staticmethod(services.resend_code)
+    resend = True
 
     @send_schema(SendCodeSerializer, "Deliver the PIN in flight again, or send a new one")
     def post(self, request: Request) -> Response:
@@ -108,11 +103,9 @@ class ResendCodeView(SendCodeView):
 
 class VerifyCodeView(OtpAPIView):
     serializer_class = VerifyCodeSerializer
-    ip_scope = iplimits.VERIFY
 
     @verify_schema(VerifyCodeSerializer)
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        attempt = services.verify_code(data["phoneNumber"], data["pin"], purpose=data.get("purpose"))
-        token = tokens.make_token(attempt.phone, attempt.purpose)
-        return Response({"message": str(VERIFIED_MESSAGE), "verificationToken": token})
+        verification = flows.verify_for_request(request, data["phoneNumber"], data["pin"], purpose=data.get("purpose"))
+        return Response({"message": str(VERIFIED_MESSAGE), "verificationToken": verification.token})

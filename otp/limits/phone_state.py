@@ -117,6 +117,15 @@ def check_send_allowed(state: PhoneLimits, now: int) -> list[int]:
     return sends
 
 
+def seconds_until_send(phone: str, now: int) -> int:
+    """Seconds before ``phone`` may get another code (0: now), as :func:`check_send_allowed` would refuse it."""
+    try:
+        check_send_allowed(read_phone(phone), now)
+    except RateLimited as err:
+        return err.retry_after
+    return 0
+
+
 def hold_sends(phone: str, until: int) -> None:
     """No code goes to ``phone`` before ``until`` (Unix time): the provider throttled it."""
     PhoneState.objects.filter(phone=phone, send_held_until__lt=until).update(send_held_until=until)
