@@ -286,6 +286,10 @@ def test_otpsite_home_page_under_its_content_security_policy(
     assert browser.find_elements(By.CSS_SELECTOR, "header.otpsite-header") and browser.find_elements(By.ID, "otp-send")
     # Not the development site: no hint about codes in a terminal.
     assert not browser.find_elements(By.ID, "otpsite-dev-hint")
+    # The site's links stand apart from the form's button.
+    button = element(browser, "otp-send").rect
+    links = browser.find_element(By.CSS_SELECTOR, "footer.otpsite-footer a").rect
+    assert links["y"] - (button["y"] + button["height"]) >= 12
     assert_accessible(known=OLD_AXE)
 
     send_code(browser, live_server.url + "/")
