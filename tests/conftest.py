@@ -10,6 +10,7 @@ import pytest
 import responses
 from django.core.cache import cache
 from django.db import connection
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from otp.providers import locmem
@@ -51,6 +52,13 @@ def _reset_outbox() -> Iterator[None]:
     cache.clear()  # the IP limiter's buckets
     yield
     locmem.reset()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """A request in Spanish leaves Spanish active in its thread (LocaleMiddleware activates, nothing resets)."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

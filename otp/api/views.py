@@ -14,13 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from otp import events, flows
+from otp import flows
 from otp.api.openapi import send_schema, verify_schema
 from otp.api.parsers import BoundedJSONParser
 from otp.api.responses import otp_exception_handler
 from otp.api.serializers import SendCodeSerializer, VerifyCodeSerializer, first_error
 from otp.exceptions import InvalidInput
-from otp.limits.client_ip import client_ip
 
 SENT_MESSAGE = _("OTP sent successfully.")
 VERIFIED_MESSAGE = _("OTP verified successfully.")
@@ -46,10 +45,7 @@ class OtpAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # The request id first, so that a refused X-Forwarded-For is logged
         # and answered with it; the refusal comes before DRF's throttles count.
-        request.otp_request_id = events.begin_request(  # type: ignore[attr-defined]
-            request.META.get("HTTP_X_REQUEST_ID"), request.META.get("REMOTE_ADDR", "")
-        )
-        events.set_client_ip(client_ip(request))
+        request.otp_request_id = flows.begin_request(request)  # type: ignore[attr-defined]
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
