@@ -12,13 +12,19 @@ Every test in this folder is marked ``browser`` (``-m "not browser"`` leaves the
   this process, at ``live_server.url``. A test that uses it is transactional:
   what it writes is committed, so the server's thread sees it, and the tables
   are emptied after it. On SQLite in memory the thread shares the test's
-  connection. ``settings`` changes reach the server too.
+  connection. ``settings`` changes reach the server too (``MIDDLEWARE`` as
+  well, through ``live_server_middleware``).
 * ``outbox`` (tests/conftest.py): the locmem provider's messages. The server
   runs in this process, so it holds what the server sent: ``outbox[-1].pin``.
 * ``screenshot``: ``screenshot("form")`` saves the page now, as
   ``tests/browser/output/<module>.<test>-form.png``.
 * ``assert_accessible``: runs axe-core (shipped by axe-selenium-python) on the
   page and fails on any violation of impact serious or critical, listing them.
+* ``console_errors``: ``console_errors()`` is what the browser's console said
+  at level SEVERE (script errors, refused resources, CSP violations) since the
+  last call.
+* ``otpsite``: the live server serves otpsite's URLs, templates and
+  Content-Security-Policy: the verification pages are its home page.
 
 Chromium and ChromeDriver come from Debian (``apt-get install chromium
 chromium-driver``) and are never downloaded: Selenium is given both paths, so
@@ -38,12 +44,14 @@ from typing import Any
 
 import pytest
 from axe_selenium_python import Axe
+from django.test.signals import setting_changed
 from pytest_django.live_server_helper import LiveServer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
 BROWSER_DIR = Path(__file__).resolve().parent
+ROOT = BROWSER_DIR.parent.parent
 OUTPUT_DIR = BROWSER_DIR / "output"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -84,6 +92,8 @@ def chromium_options(language: str, profile_dir: str) -> webdriver.ChromeOptions
     # The interface language, and the Accept-Language header pages receive.
     options.add_argument(f"--lang={language}")
     options.add_experimental_option("prefs", {"intl.accept_languages": language})
+    # Every console message is kept for driver.get_log("browser").
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return options
 
 
@@ -230,3 +240,60 @@ def assert_accessible(browser: WebDriver) -> Callable[..., None]:
             pytest.fail(f"axe-core on {driver.current_url} ({context or 'the whole page'}):\n{report}", pytrace=False)
 
     return check
+
+
+@pytest.fixture
+def console_errors(browser: WebDriver) -> Callable[[], list[str]]:
+    """``console_errors()``: the console's SEVERE messages since the last call (the first call empties it)."""
+
+    assert isinstance(browser, webdriver.Chrome)  # the log is ChromeDriver's
+
+    def read() -> list[str]:
+        return [
+            entry["message"]
+            for entry in browser.get_log("browser")
+            # No page of the project has an icon; the browser asks for one anyway.
+            if entry["level"] == "SEVERE" and "/favicon.ico " not in entry["message"]
+        ]
+
+    read()  # what earlier tests left in the session's browser
+    return read
+
+
+@pytest.fixture(scope="session")
+def live_server_middleware(live_server: LiveServer) -> Iterator[None]:
+    """From now on, a change of ``settings.MIDDLEWARE`` (and its restoring) reaches the live server.
+
+    Django's handler reads the list once, when the server starts; this loads
+    it again whenever the setting changes, between two requests of a test.
+    """
+
+    def reload(*, setting: str, **kwargs: Any) -> None:
+        if setting != "MIDDLEWARE":
+            return
+        # Django's handler, wrapped in the media and static files handlers;
+        # the media one (MEDIA_URL is "") answers every path with a chain of its own.
+        application: Any = live_server.thread.httpd.get_app()
+        while application is not None:
+            application.load_middleware()
+            application = getattr(application, "application", None)
+
+    setting_changed.connect(reload)
+    yield
+    setting_changed.disconnect(reload)
+
+
+@pytest.fixture
+def otpsite(settings: Any, live_server_middleware: None) -> None:
+    """The live server serves otpsite's URLs, error handlers, templates and the pages' Content-Security-Policy.
+
+    The rest stays the test settings' (the locmem provider, the relaxed
+    limits): the verification pages are the home page, in otpsite's frame.
+    """
+    settings.ROOT_URLCONF = "otpsite.urls"
+    engine = settings.TEMPLATES[0]
+    options = {**engine["OPTIONS"]}
+    options["context_processors"] = [*options["context_processors"], "otpsite.context.site"]
+    settings.TEMPLATES = [{**engine, "DIRS": [ROOT / "otpsite" / "templates"], "OPTIONS": options}]
+    settings.MIDDLEWARE = ["otpsite.csp.PagesPolicyMiddleware", *settings.MIDDLEWARE]
+    settings.OTP = {**settings.OTP, "WEB_BASE_TEMPLATE": "otpsite/base.html"}

@@ -5,15 +5,6 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.test_error_pages import ROOT
-
-
-@pytest.fixture
-def otpsite_urls(settings):
-    """The live server serves otpsite's URLs, error handlers and templates."""
-    settings.ROOT_URLCONF = "otpsite.urls"
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [ROOT / "otpsite" / "templates"]}]
-
 
 @pytest.mark.parametrize(
     ("language", "heading"),
@@ -23,7 +14,7 @@ def otpsite_urls(settings):
     ],
 )
 def test_a_missing_page_is_an_html_page_in_the_browsers_language(
-    browser, live_server, otpsite_urls, language, heading, assert_accessible
+    browser, live_server, otpsite, language, heading, assert_accessible
 ):
     browser.get(live_server.url + "/no-such-page")
     assert browser.find_element(By.TAG_NAME, "h1").text == heading
