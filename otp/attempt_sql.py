@@ -149,3 +149,24 @@ def _pending(row: Any, slot: int | None) -> PendingAttempt:
         phone_failures=int(phone_failures),
         slot=None if slot is None else int(slot),
     )
+
+
+def mark_verified(attempt_id: int, verified_at: datetime) -> str | None:
+    """Pending -> verified, once, if ``verified_at`` is before the expiry; else pending -> expired.
+
+    Either way the PIN was right, so its verify slot is given back. One
+    statement that returns the status it set: the ORM's ``update()`` returns
+    a count, and would take a second statement to tell the two apart.
+
+    :returns: the status the attempt took, or None if it was no longer pending.
+    """
+    when = db_time(verified_at)
+    row = execute(
+        f"UPDATE {_T} SET "  # noqa: S608
+        f"status = CASE WHEN expires_at > %s THEN '{AttemptStatus.VERIFIED.value}' "
+        f"ELSE '{AttemptStatus.EXPIRED.value}' END, "
+        f"verified_at = CASE WHEN expires_at > %s THEN %s ELSE NULL END, "
+        f"{_SLOTS} = {_SLOTS} - 1 WHERE {_PK} = %s AND status = '{PENDING}' RETURNING status",
+        [when, when, when, attempt_id],
+    )
+    return None if row is None else str(row[0])

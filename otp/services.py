@@ -465,7 +465,7 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     # verification; with none, the single UPDATE is atomic by itself.
     receivers = signals.phone_verified.has_listeners(OtpAttempt)
     with transaction.atomic() if receivers else nullcontext():
-        status = _verified_or_expired(attempt.pk, verified_at)
+        status = attempt_sql.mark_verified(attempt.pk, verified_at)
         if status == AttemptStatus.VERIFIED:
             attempt.status = AttemptStatus.VERIFIED
             attempt.verified_at = verified_at
@@ -478,23 +478,6 @@ def _mark_verified(attempt: OtpAttempt) -> OtpAttempt:
     if status != AttemptStatus.VERIFIED:
         _verify_failed(attempt.phone, attempt.purpose, "expired" if status else "closed_meanwhile")
     return attempt
-
-
-def _verified_or_expired(attempt_id: int, verified_at: datetime) -> str | None:
-    """Pending -> verified, once, if ``verified_at`` is before the expiry; else pending -> expired.
-
-    Either way the PIN was right, so its verify slot is given back.
-
-    :returns: the status the attempt took, or None if it was no longer pending.
-    """
-    slot_back = F("verify_slots_used") - 1
-    in_time = OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING, expires_at__gt=verified_at)
-    if in_time.update(status=AttemptStatus.VERIFIED, verified_at=verified_at, verify_slots_used=slot_back):
-        return AttemptStatus.VERIFIED
-    late = OtpAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.PENDING)
-    if late.update(status=AttemptStatus.EXPIRED, verify_slots_used=slot_back):
-        return AttemptStatus.EXPIRED
-    return None
 
 
 def _close_pending(attempt_id: int, status: AttemptStatus) -> None:
