@@ -1,9 +1,9 @@
-"""The attempt statements the ORM cannot say in one: insert behind a claim, deliver, claim a verify slot.
+"""The attempt statements the ORM cannot say in one: insert behind a claim, deliver, claim a slot, mark verified.
 
-Each is one statement on PostgreSQL (a data-modifying CTE) and the same on
-SQLite (3.35+ for ``RETURNING``), or a short transaction where SQLite lacks
-the CTE. Only table and column names from the models are formatted into them;
-every value is a parameter. The one-row updates use the ORM.
+Each is one statement on PostgreSQL (a data-modifying CTE where it needs one)
+and on SQLite (3.35+ for ``RETURNING``), or a short transaction where SQLite
+lacks the CTE. Only table and column names from the models are formatted into
+them; every value is a parameter. The other one-row updates use the ORM.
 """
 
 from __future__ import annotations
