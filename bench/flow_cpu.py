@@ -3,6 +3,7 @@
     .venv/bin/python bench/flow_cpu.py                  # CPU per send, verify and flow
     .venv/bin/python bench/flow_cpu.py --attribute      # ... and by part (SQL, HTTP, Redis, logging...)
     .venv/bin/python bench/flow_cpu.py --profile cumulative
+    .venv/bin/python bench/flow_cpu.py --floor          # the same loop against the DRF no-op floor
 
 The site as ``bench/load.py`` runs it (PostgreSQL, Redis, the emulator as
 Infobip, every limit raised, JSON logs at INFO to /dev/null), but the WSGI
@@ -15,7 +16,12 @@ app's own cost; ``bench/load.py`` shows what a real server adds under load.
 ``--attribute`` wraps the main parts of the request path and charges each its
 CPU time without the parts nested in it (the wrapping itself costs a few
 percent). ``--profile KEY`` runs the measured flows under cProfile (several
-times slower; the shares are what count).
+times slower; the shares are what count). ``--floor`` runs the same loop
+against ``bench/floorsite``'s DRF no-op under the site's settings and
+middleware (as ``bench/load.py --floor``): the app's own work is the
+difference. Under ``valgrind --tool=callgrind``, two runs with different
+``--flows`` give an instruction count per flow that does not drift with the
+machine's speed (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -130,6 +136,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured flows first (default 100)")
     parser.add_argument("--attribute", action="store_true", help="also charge CPU to the parts of the path")
     parser.add_argument("--profile", metavar="SORT", help="cProfile the measured flows, sorted by SORT")
+    parser.add_argument("--floor", action="store_true", help="run the flows against the DRF no-op floor instead")
     parser.add_argument(
         "--admin-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     )
@@ -151,7 +158,11 @@ def main() -> int:
         )
         h.migrate(env)
         os.environ.clear()
-        os.environ.update(env, DJANGO_SETTINGS_MODULE="otpsite.settings")
+        if args.floor:
+            os.environ.update(env, DJANGO_SETTINGS_MODULE="floorsite.settings", FLOOR_VIEW="drf")
+            sys.path.insert(0, str(h.ROOT / "bench"))
+        else:
+            os.environ.update(env, DJANGO_SETTINGS_MODULE="otpsite.settings")
         sys.path.insert(0, str(h.ROOT))
         # The site's log handler takes sys.stderr when the site loads: its
         # records are formatted and written as in production, to /dev/null.
@@ -176,9 +187,10 @@ def main() -> int:
             cpu["send"] += time.thread_time() - started
             if not status.startswith("200"):
                 raise RuntimeError(f"send answered {status}: {content[:200]!r}")
+            # The floor sends nothing, so its look-up finds no PIN (and costs what the app's does).
             _, pin = h.http_get(f"{h.emulator_url(emulator_port)}/_emulator/pins/last?to={phone[1:]}")
             started = time.thread_time()
-            status, content = call("/verify-otp", {"phoneNumber": phone, "pin": pin["pin"]})
+            status, content = call("/verify-otp", {"phoneNumber": phone, "pin": (pin or {}).get("pin", "000000")})
             cpu["verify"] += time.thread_time() - started
             if not status.startswith("200"):
                 raise RuntimeError(f"verify answered {status}: {content[:200]!r}")

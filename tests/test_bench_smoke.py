@@ -168,3 +168,12 @@ def test_flow_cpu_smoke() -> None:
     assert parts["SQL statements"][1] == "5.0", out
     assert parts["Infobip call (request, answer)"][1] == "2.0", out
     assert parts["Infobip call (urllib3, socket)"][1] == "2.0", out  # through requests' own adapter
+
+
+def test_flow_cpu_floor_smoke() -> None:
+    """The floor loop runs against the DRF no-op: no SQL, no Infobip call, every answer a 200."""
+    out = _run("flow_cpu.py", "--floor", "--flows", "10", "--warmup", "2", "--attribute", database="otp_floorcpu_smoke")
+    assert any(line.startswith("10 flows, CPU in this thread") for line in out.splitlines()), out
+    parts = {row[:42].strip(): row[42:].split() for row in out.splitlines()[2:]}
+    assert parts["Django + DRF + middleware (the rest)"][1] == "2.0", out  # both requests answered
+    assert not any(part.startswith(("SQL", "Infobip", "Redis")) for part in parts), out
